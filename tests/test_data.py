@@ -1,0 +1,55 @@
+"""Fashion-MNIST: sources, the fixed split, concurrent preparation."""
+import subprocess
+import sys
+
+import torch
+
+import train_common
+from conftest import ROOT, run_script
+
+
+def test_split_is_fixed_and_disjoint():
+    (xtr, ytr), (xva, yva), (xte, yte) = train_common.load_data()
+    assert xtr.shape == (50000, 1, 28, 28) and xtr.dtype == torch.uint8
+    assert len(yva) == 10000 and len(yte) == 10000
+    again = train_common.load_data()
+    assert torch.equal(again[1][0], xva)  # the same held-out images
+    # no validation image is also a training image
+    train_rows = {bytes(row) for row in xtr.flatten(1).numpy()}
+    overlap = sum(bytes(row) in train_rows for row in xva.flatten(1).numpy())
+    assert overlap < 50  # Fashion-MNIST has a few duplicate images
+    assert sorted(torch.bincount(yte).tolist()) == [1000] * 10
+
+
+def test_concurrent_preparation_does_not_race(tmp_path):
+    code = ('import train_common, torch; p = train_common.prepare_data(); '
+            'd = torch.load(p); print(len(d["train_y"]), len(d["test_y"]))')
+    env = {'HPO_DATA_DIR': str(tmp_path), 'PYTHONPATH': str(ROOT),
+           'PATH': '/usr/bin:/bin'}
+    procs = [subprocess.Popen([sys.executable, '-c', code], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, outs
+    assert all(out.splitlines()[-1] == '60000 10000' for out, _ in outs)
+    # exactly one of them prepared the file; no temporary file is left
+    assert sum('Prepared Fashion-MNIST' in out for out, _ in outs) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()
+                  if not p.name.startswith('.prepare')) == [
+        train_common.DATA_FILE]
+
+
+def test_no_data_offline_names_what_to_install(tmp_path):
+    # no prepared file, no Debian package files, and a download that fails
+    # for real (the proxy points at a closed local port)
+    env = {'HPO_DATA_DIR': str(tmp_path / 'data'),
+           'FASHION_MNIST_SYSTEM_DIR': str(tmp_path / 'none'),
+           'http_proxy': 'http://127.0.0.1:9',
+           'https_proxy': 'http://127.0.0.1:9'}
+    proc, metrics = run_script('train_script.py', '--max_epochs', '1',
+                               env=env)
+    assert proc.returncode != 0
+    assert metrics == []
+    assert 'apt-get install dataset-fashion-mnist' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'data' / train_common.DATA_FILE).exists()

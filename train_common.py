@@ -1,0 +1,340 @@
+"""What both training scripts share: data, models, arguments, training.
+
+The two scripts ``train_script.py`` and ``train_script_report_eachepoch.py``
+differ only in *when* they report to Syne Tune. Everything else lives here:
+
+* Fashion-MNIST held in memory as ``uint8`` tensors (no per-image PIL work),
+  prepared once from the first source found: files already prepared in the
+  data directory, the Debian package ``dataset-fashion-mnist``, or
+  torchvision's download;
+* a fixed split of the 60,000 training images into 50,000 for training and
+  10,000 for validation; the 10,000 test images are only ever used to report
+  an extra ``test_error`` at the end of a run;
+* two d2l-style CNNs: AlexNet for GPUs and a LeNet-style network for CPUs;
+* argument parsing with checks that name the offending argument;
+* a training loop (minibatch SGD with momentum) that yields the validation
+  error after every epoch.
+"""
+import argparse
+import fcntl
+import gzip
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+DATA_FILE = 'fashion_mnist.pt'
+SYSTEM_DIR = '/usr/share/datasets/fashion-mnist'
+RAW_FILES = {'train_x': 'train-images-idx3-ubyte.gz',
+             'train_y': 'train-labels-idx1-ubyte.gz',
+             'test_x': 't10k-images-idx3-ubyte.gz',
+             'test_y': 't10k-labels-idx1-ubyte.gz'}
+NUM_VAL = 10000          # images held out of the 60,000 for validation
+SPLIT_SEED = 0           # fixes which images are held out, once and for all
+
+
+class DataUnavailableError(RuntimeError):
+    """No source of Fashion-MNIST could be used."""
+
+
+def data_dir():
+    """Where prepared data lives: ``$HPO_DATA_DIR`` or ``data/`` here."""
+    default = Path(__file__).resolve().parent / 'data'
+    return Path(os.environ.get('HPO_DATA_DIR', default))
+
+
+def _read_idx(path):
+    """Read one gzipped IDX file (the format Fashion-MNIST ships in)."""
+    with gzip.open(path, 'rb') as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big')
+             for i in range(ndim)]
+    array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    return torch.from_numpy(array.reshape(shape).copy())
+
+
+def _from_idx_dir(directory):
+    return {key: _read_idx(Path(directory) / name)
+            for key, name in RAW_FILES.items()}
+
+
+def _from_torchvision(root):
+    import torchvision  # imported late: slow, and only needed here
+    tensors = {}
+    for train, prefix in ((True, 'train'), (False, 'test')):
+        ds = torchvision.datasets.FashionMNIST(root, train=train,
+                                               download=True)
+        tensors[prefix + '_x'] = ds.data.clone()
+        tensors[prefix + '_y'] = ds.targets.to(torch.uint8)
+    return tensors
+
+
+def _missing_message(reasons):
+    return ('Fashion-MNIST is not available. Tried:\n  - '
+            + '\n  - '.join(reasons) + '\nFix: install the Debian package '
+            'with `sudo apt-get install dataset-fashion-mnist` (it works '
+            'offline once installed), or connect to the internet so that '
+            'torchvision can download the data set.')
+
+
+def prepare_data(directory=None, verbose=True):
+    """Make sure the prepared data file exists and return its path.
+
+    Safe to call from many processes at once: a file lock serialises the
+    preparation and the file appears atomically, complete or not at all.
+    """
+    directory = Path(directory or data_dir())
+    target = directory / DATA_FILE
+    if target.exists():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / '.prepare.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():  # another process finished it meanwhile
+            return target
+        system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR',
+                                         SYSTEM_DIR))
+        reasons = [f'prepared data {target}: not found']
+        if all((system_dir / n).exists() for n in RAW_FILES.values()):
+            tensors, source = _from_idx_dir(system_dir), str(system_dir)
+        else:
+            reasons.append(f'Debian package files in {system_dir}: '
+                           'not found')
+            try:
+                tensors = _from_torchvision(directory / 'torchvision')
+                source = 'torchvision download'
+            except Exception as e:  # no network, proxy, server error, ...
+                reasons.append(f'torchvision download: failed ({e})')
+                raise DataUnavailableError(_missing_message(reasons)) \
+                    from None
+        tmp = directory / f'.{DATA_FILE}.{os.getpid()}.tmp'
+        torch.save(tensors, tmp)
+        os.replace(tmp, target)
+        if verbose:
+            print(f'Prepared Fashion-MNIST from {source} in {target}')
+    return target
+
+
+def load_data(image_size=28, n_train=None):
+    """Return ``(train, val, test)`` as ``(images, labels)`` pairs.
+
+    Images are ``uint8`` tensors of shape ``(n, 1, 28, 28)``; resizing to
+    ``image_size`` happens per batch, on the device (see ``to_input``).
+    ``n_train`` keeps only the first ``n_train`` training images, to shrink
+    runs; the validation and test sets are never shrunk.
+    """
+    data = torch.load(prepare_data(verbose=False))
+    perm = torch.randperm(60000,
+                          generator=torch.Generator().manual_seed(SPLIT_SEED))
+    val_idx, train_idx = perm[:NUM_VAL], perm[NUM_VAL:]
+    if n_train is not None:
+        train_idx = train_idx[:n_train]
+    x, y = data['train_x'].unsqueeze(1), data['train_y'].long()
+    test = data['test_x'].unsqueeze(1), data['test_y'].long()
+    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), test
+
+
+def to_input(images, image_size, device):
+    """Scale a batch of ``uint8`` images to floats and resize on device."""
+    x = images.to(device, non_blocking=True).float().div_(255)
+    if image_size != x.shape[-1]:
+        x = F.interpolate(x, size=image_size, mode='bilinear',
+                          align_corners=False)
+    return x
+
+
+def init_weights(module):
+    if isinstance(module, (nn.Linear, nn.Conv2d)):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class LeNet(nn.Module):
+    """LeNet-5 layout with ReLU and max-pooling, for 28x28 inputs on CPUs."""
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2),
+            nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=2, stride=2), nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+            nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class AlexNet(nn.Module):
+    """AlexNet (Krizhevsky et al., 2012) for one-channel images.
+
+    Five convolutions and three dense layers with dropout; designed for
+    224x224 inputs. The first dense layer is lazy so that other input sizes
+    also work.
+    """
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1),
+            nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2),
+            nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(),
+            nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
+            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
+            nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(p=0.5),
+            nn.Linear(4096, num_classes))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+MODELS = {'lenet': LeNet, 'alexnet': AlexNet}
+
+
+def build_model(name, image_size, device):
+    model = MODELS[name]().to(device)
+    with torch.no_grad():  # materialise lazy layers before initialising
+        model(torch.zeros(1, 1, image_size, image_size, device=device))
+    model.apply(init_weights)
+    return model
+
+
+def _checked(kind, test, requirement):
+    """An argparse type that converts with ``kind`` and checks ``test``."""
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'must be {requirement}, got {text!r}') from None
+        if not test(value):
+            raise argparse.ArgumentTypeError(
+                f'must be {requirement}, got {text!r}')
+        return value
+    return convert
+
+
+def make_parser(description):
+    """Command-line arguments of both scripts (Syne Tune passes them)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument('--learning_rate', default=0.1,
+                   type=_checked(float, lambda v: 0 < v < math.inf,
+                                 'a number > 0'))
+    p.add_argument('--momentum', default=0.9,
+                   type=_checked(float, lambda v: 0 <= v < 1,
+                                 'a number in [0, 1)'))
+    p.add_argument('--batch_size', default=128,
+                   type=_checked(int, lambda v: v >= 1, 'an integer >= 1'))
+    p.add_argument('--max_epochs', default=10,
+                   type=_checked(int, lambda v: v >= 1, 'an integer >= 1'))
+    p.add_argument('--model', default='lenet', choices=sorted(MODELS))
+    p.add_argument('--image_size', default=28,
+                   type=_checked(int, lambda v: v >= 28, 'an integer >= 28'))
+    p.add_argument('--n_train', default=50000,
+                   type=_checked(int, lambda v: 1 <= v <= 60000 - NUM_VAL,
+                                 'an integer in [1, 50000]'),
+                   help='training images used per epoch (to shrink runs)')
+    p.add_argument('--seed', default=0, type=int,
+                   help='seed for initial weights and minibatch order')
+    return p
+
+
+def parse_args(description, argv=None):
+    """Parse known arguments; LocalBackend adds ``--st_checkpoint_dir``."""
+    args, _ = make_parser(description).parse_known_args(argv)
+    return args
+
+
+@torch.no_grad()
+def error_rate(model, images, labels, image_size, device, batch_size=1000):
+    """Fraction of misclassified images; non-finite outputs count as wrong.
+
+    A diverged network (NaN weights) therefore gets error 1.0, which is the
+    truth about it, instead of whatever ``argmax`` makes of NaNs.
+    """
+    model.eval()
+    wrong = 0
+    for i in range(0, len(labels), batch_size):
+        logits = model(to_input(images[i:i + batch_size], image_size, device))
+        y = labels[i:i + batch_size].to(device)
+        ok = (logits.argmax(dim=1) == y) & torch.isfinite(logits).all(dim=1)
+        wrong += int((~ok).sum())
+    return wrong / len(labels)
+
+
+def process_start_time():
+    """When this process started (seconds since the epoch)."""
+    try:
+        import psutil
+        return psutil.Process().create_time()
+    except Exception:  # psutil is a Syne Tune dependency; be safe anyway
+        return time.time()
+
+
+def train(args, out=sys.stdout):
+    """Train as ``args`` say; yield a dict of metrics after every epoch.
+
+    Each dict holds ``epoch`` (counted from 1), ``validation_error`` and
+    ``elapsed_time`` (seconds since the process started, start-up
+    included). The last one also holds ``test_error``. If the loss becomes
+    non-finite, training stops: that epoch is the last one yielded, with
+    the error the broken network really has.
+    """
+    start = process_start_time()
+    device = torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
+    torch.manual_seed(args.seed)
+    try:
+        train_set, val_set, test_set = load_data(args.image_size,
+                                                 args.n_train)
+    except DataUnavailableError as e:
+        raise SystemExit(f'error: {e}') from None
+    model = build_model(args.model, args.image_size, device)
+    n_params = sum(p.numel() for p in model.parameters())
+    threads = (f'{torch.get_num_threads()} CPU thread(s)'
+               if device.type == 'cpu' else torch.cuda.get_device_name(device))
+    print(f'model: {args.model} ({n_params:,} parameters), input: 1x'
+          f'{args.image_size}x{args.image_size}, device: {device} '
+          f'({threads}), images: {len(train_set[1])} train / '
+          f'{len(val_set[1])} validation', file=out, flush=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.learning_rate,
+                                momentum=args.momentum)
+    x_all, y_all = train_set
+    for epoch in range(1, args.max_epochs + 1):
+        model.train()
+        diverged = False
+        order = torch.randperm(len(y_all))
+        for i in range(0, len(order), args.batch_size):
+            idx = order[i:i + args.batch_size]
+            x = to_input(x_all[idx], args.image_size, device)
+            loss = F.cross_entropy(model(x), y_all[idx].to(device))
+            if not torch.isfinite(loss):
+                diverged = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        metrics = {'epoch': epoch,
+                   'validation_error': error_rate(model, *val_set,
+                                                  args.image_size, device)}
+        last = diverged or epoch == args.max_epochs
+        if last:
+            metrics['test_error'] = error_rate(model, *test_set,
+                                               args.image_size, device)
+        metrics['elapsed_time'] = time.time() - start
+        if diverged:
+            print(f'epoch {epoch}: the loss became non-finite (learning '
+                  f'rate {args.learning_rate} is too large); stopping '
+                  'training', file=out, flush=True)
+        yield metrics
+        if diverged:
+            return

@@ -1,0 +1,16 @@
+"""Train a CNN on Fashion-MNIST; report the validation error once, at the end.
+
+Syne Tune's ``LocalBackend`` runs this script once per trial, passing the
+hyperparameters as ``--name value`` arguments. Try it by hand with
+``python train_script.py --learning_rate 0.1 --max_epochs 2``.
+"""
+from syne_tune import Reporter
+
+from train_common import parse_args, train
+
+if __name__ == '__main__':
+    args = parse_args(__doc__)
+    for metrics in train(args):
+        print(metrics, flush=True)
+    report = Reporter()
+    report(**metrics)  # the last epoch's metrics, test error included

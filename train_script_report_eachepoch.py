@@ -1,0 +1,16 @@
+"""Train a CNN on Fashion-MNIST; report the validation error every epoch.
+
+The same training as ``train_script.py``, but the validation error goes to
+Syne Tune after every epoch (``epoch`` counts from 1), so that a scheduler
+such as ASHA can stop a poor trial early. Try it by hand with
+``python train_script_report_eachepoch.py --learning_rate 0.1 --max_epochs 2``.
+"""
+from syne_tune import Reporter
+
+from train_common import parse_args, train
+
+if __name__ == '__main__':
+    args = parse_args(__doc__)
+    report = Reporter()
+    for metrics in train(args):
+        report(**metrics)
