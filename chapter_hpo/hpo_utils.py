@@ -1,0 +1,416 @@
+"""Helpers for the chapter's notebooks: set-up, result tables and plots.
+
+The notebooks show the tuning code itself (search space, backend, scheduler,
+tuner); this module holds what would otherwise be repeated in both sections:
+choosing a set-up that fits the machine, turning Syne Tune's results into
+per-trial time intervals, and the plots.
+"""
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the training scripts' shared module
+    sys.path.insert(0, str(ROOT))
+
+BUDGET_VARIABLE = 'HPO_BUDGET'
+
+# Syne Tune 0.16's ASHA warns about an argument it sets itself
+# ("points_to_evaluate is passed in searcher_kwargs ..."); the warning says
+# nothing about our code, so we do not show it.
+logging.getLogger('syne_tune.optimizer.schedulers.searchers.'
+                  'last_value_multi_fidelity_searcher').setLevel(
+                      logging.ERROR)
+
+
+@dataclass
+class Setup:
+    """What one section's experiment runs with on this machine."""
+    name: str
+    n_workers: int
+    max_wallclock_time: float  # seconds of tuning
+    sleep_time: float          # how often the tuner polls, in seconds
+    threads_per_trial: int     # CPU threads of each trial process
+    gpus_per_trial: int = 0    # GPUs of each trial process
+    constants: dict = field(default_factory=dict)  # fixed script arguments
+
+    def __str__(self):
+        args = ', '.join(f'{k}={v}' for k, v in self.constants.items())
+        return (f'set-up "{self.name}": {self.n_workers} workers, '
+                f'{self.max_wallclock_time:g} s of tuning, polling every '
+                f'{self.sleep_time:g} s, {self.threads_per_trial} CPU '
+                f'thread(s) per trial; fixed arguments: {args}')
+
+
+def choose_setup(budget=None):
+    """Pick the experiment's size from the hardware.
+
+    * one to four GPUs: one worker per GPU (at most 4), AlexNet on 224x224
+      images, all 50,000 training images, 10 epochs, 10 minutes of tuning;
+    * no GPU: two workers (or more, with more cores), a LeNet-style network
+      on 28x28 images, 20,000 training images, 8 epochs, 8 minutes;
+    * ``HPO_BUDGET=test`` in the environment (the test suite sets it):
+      the CPU set-up shrunk to a few seconds per trial and 45 s of tuning.
+    """
+    import torch
+    budget = budget or os.environ.get(BUDGET_VARIABLE, 'full')
+    if budget not in ('full', 'test'):
+        raise ValueError(f'{BUDGET_VARIABLE} must be "full" or "test", '
+                         f'got {budget!r}')
+    cores = os.cpu_count() or 1
+    n_gpus = torch.cuda.device_count()
+    if budget == 'test':
+        return Setup('test', n_workers=2, max_wallclock_time=45,
+                     sleep_time=0.5, threads_per_trial=1,
+                     constants=dict(max_epochs=4, model='lenet',
+                                    image_size=28, n_train=2000))
+    if n_gpus > 0:
+        n_workers = min(4, n_gpus)
+        return Setup(f'{n_gpus} GPU(s)', n_workers=n_workers,
+                     max_wallclock_time=600, sleep_time=2.0,
+                     threads_per_trial=max(1, cores // n_workers),
+                     gpus_per_trial=1,
+                     constants=dict(max_epochs=10, model='alexnet',
+                                    image_size=224, n_train=50000))
+    n_workers = min(4, max(2, cores // 2))
+    return Setup('CPU', n_workers=n_workers, max_wallclock_time=480,
+                 sleep_time=0.5,
+                 threads_per_trial=max(1, cores // n_workers),
+                 constants=dict(max_epochs=8, model='lenet', image_size=28,
+                                n_train=20000))
+
+
+def search_space():
+    """The hyperparameters both sections tune, and their ranges.
+
+    * ``learning_rate``: log-uniform over three orders of magnitude, since
+      its useful values differ by factors rather than by amounts;
+    * ``momentum``: uniform in [0, 0.99], from plain SGD (0) to heavy
+      momentum; together with the learning rate it sets the effective step
+      size ``learning_rate / (1 - momentum)``, so large values of both
+      diverge, which the search has to discover;
+    * ``batch_size``: an integer from 16 to 256; it also changes how long
+      an epoch takes, so trials differ in duration.
+    """
+    from syne_tune.config_space import loguniform, randint, uniform
+    return {'learning_rate': loguniform(1e-3, 1.0),
+            'momentum': uniform(0.0, 0.99),
+            'batch_size': randint(16, 256)}
+
+
+def plain_logger():
+    """A tuner log without colour codes or emoji, for a printed book.
+
+    ``TunerLogger(use_emojis=False)`` of Syne Tune 0.16 still prints two
+    emoji in its last message; this logger prints that message plainly.
+    """
+    from syne_tune.tuner_logger import TunerLogger
+
+    class PlainTunerLogger(TunerLogger):
+        def print_tuning_finished(self, results_path):
+            print(f'Tuning finished; results are in {results_path}')
+
+    return PlainTunerLogger(use_colors=False, use_emojis=False)
+
+
+def _mtime(path):
+    return path.stat().st_mtime if path.exists() else None
+
+
+def trial_table(exp):
+    """One row per trial of a finished experiment, on true wall-clock time.
+
+    Times are seconds since the tuner started. They come from the worker
+    side, not from the tuner's polling: a trial *starts* when LocalBackend
+    launched its process (the moment it wrote the trial's ``config.json``)
+    and *ends* at its last report if it ran to the end, or when the tuner
+    killed it (the ``stop`` file LocalBackend writes). Columns: ``start``,
+    ``end``, ``epochs`` (the last epoch reported), ``validation_error`` and
+    ``test_error`` (of the last report), ``best_error`` (over its reports)
+    and ``status``, one of
+
+    * ``completed``: trained for ``max_epochs`` epochs;
+    * ``stopped``: stopped early by the scheduler (at a rung level);
+    * ``diverged``: the script stopped itself after a non-finite loss;
+    * ``cut off``: still running when the experiment's time was up;
+    * ``failed``: the process ended without finishing (see its std.err).
+    """
+    t0 = exp.metadata['st_tuner_start_timestamp']
+    df = exp.results
+    max_epochs = exp.metadata['config_space']
+    max_epochs = json.loads(max_epochs)['max_epochs'] \
+        if isinstance(max_epochs, str) else max_epochs['max_epochs']
+    rows = []
+    trial_dirs = [p for p in Path(exp.path).iterdir() if p.name.isdigit()]
+    for trial_dir in sorted(trial_dirs, key=lambda p: int(p.name)):
+        trial_id = int(trial_dir.name)
+        reports = df[df.trial_id == trial_id]
+        start = _mtime(trial_dir / 'config.json') - t0
+        killed = _mtime(trial_dir / 'stop')
+        row = dict(trial_id=trial_id, start=start, epochs=0,
+                   validation_error=np.nan, test_error=np.nan,
+                   best_error=np.nan, log=trial_dir / 'std.err')
+        row.update(json.loads((trial_dir / 'config.json').read_text()))
+        last_report = None
+        if len(reports):
+            last = reports.iloc[-1]
+            last_report = last['st_worker_timestamp'] - t0
+            row.update(epochs=int(last['epoch']),
+                       validation_error=last['validation_error'],
+                       test_error=last.get('test_error', np.nan),
+                       best_error=reports['validation_error'].min())
+        if row['epochs'] >= max_epochs:
+            status, end = 'completed', last_report
+        elif killed is not None:
+            decided = len(reports) and reports.iloc[-1]['st_decision'] \
+                == 'STOP'
+            status, end = ('stopped' if decided else 'cut off'), killed - t0
+        elif len(reports) and pd.notna(row['test_error']):
+            status, end = 'diverged', last_report
+        else:
+            status = 'failed'
+            ended = trial_dir / 'end'  # LocalBackend's time stamp, polled
+            end = (float(ended.read_text()) - t0 if ended.exists()
+                   else last_report or start)
+        row.update(status=status, end=end)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index('trial_id')
+
+
+def report_times(exp):
+    """Reports with ``time``: seconds since the tuner started (worker side)."""
+    df = exp.results.copy()
+    df['time'] = (df['st_worker_timestamp']
+                  - exp.metadata['st_tuner_start_timestamp'])
+    return df
+
+
+def assign_workers(trials, n_workers):
+    """Give each trial a worker: the one that has been free the longest.
+
+    LocalBackend does not record which worker ran a trial when there are no
+    GPUs, but at most ``n_workers`` trials run at once, so handing each new
+    trial to a worker that is free at its start reconstructs a valid
+    assignment.
+    """
+    free_at = [0.0] * n_workers
+    workers = {}
+    for trial_id, row in trials.sort_values('start').iterrows():
+        w = int(np.argmin(free_at))
+        workers[trial_id] = w
+        free_at[w] = row['end']
+    return pd.Series(workers).reindex(trials.index)
+
+
+def busy_fraction(trials, n_workers, horizon=None):
+    """Share of the workers' time (0 to ``horizon``) occupied by trials."""
+    horizon = horizon or trials['end'].max()
+    busy = (trials['end'].clip(upper=horizon)
+            - trials['start'].clip(lower=0)).clip(lower=0).sum()
+    return busy / (n_workers * horizon)
+
+
+def idle_gaps(trials, workers):
+    """Seconds from a trial's end to the next start on the same worker."""
+    gaps = []
+    for _, group in trials.assign(worker=workers).groupby('worker'):
+        group = group.sort_values('start')
+        gaps += list(group['start'].values[1:] - group['end'].values[:-1])
+    return np.array(gaps)
+
+
+STATUS_COLORS = {'completed': 'C0', 'stopped': 'C1', 'diverged': 'C3',
+                 'cut off': 'C7', 'failed': 'k'}
+
+
+def plot_best_so_far(exp, ax=None, label=None):
+    """Best validation error reported so far, over true wall-clock time."""
+    from d2l import torch as d2l
+    df = report_times(exp).sort_values('time')
+    if ax is None:
+        d2l.set_figsize()
+        ax = d2l.plt.gca()
+    ax.step(df['time'], df['validation_error'].cummin(), where='post',
+            label=label)
+    ax.set_xlabel('wall-clock time (s)')
+    ax.set_ylabel('best validation error')
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_learning_curves(exp, trials, max_curves=60):
+    """Validation error of every trial over true wall-clock time.
+
+    Each curve is one trial; the marker at its end says how it ended.
+    """
+    from d2l import torch as d2l
+    df = report_times(exp)
+    d2l.set_figsize((6, 3))
+    ax = d2l.plt.gca()
+    for trial_id in trials.index[:max_curves]:
+        t = df[df.trial_id == trial_id]
+        if not len(t):
+            continue
+        status = trials.loc[trial_id, 'status']
+        color = STATUS_COLORS[status]
+        ax.plot(t['time'], t['validation_error'], '-', color=color,
+                lw=0.8, alpha=0.7)
+        ax.plot(t['time'].iloc[-1:], t['validation_error'].iloc[-1:],
+                'x' if status == 'stopped' else 'o', color=color, ms=4)
+    for status, color in STATUS_COLORS.items():
+        if (trials['status'] == status).any():
+            ax.plot([], [], 'x' if status == 'stopped' else 'o',
+                    color=color, label=status)
+    ax.set_xlabel('wall-clock time (s)')
+    ax.set_ylabel('validation error')
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize='small', loc='upper right')
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def _gantt(ax, starts, ends, workers, colors, labels=None):
+    for i, (s, e, w, c) in enumerate(zip(starts, ends, workers, colors)):
+        ax.barh(w, e - s, left=s, height=0.8, color=c, edgecolor='white',
+                linewidth=0.5)
+        if labels is not None and e - s > 0:
+            ax.text((s + e) / 2, w, str(labels[i]), ha='center',
+                    va='center', fontsize=6, color='white')
+    n = int(max(workers)) + 1
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([f'worker {w}' for w in range(n)])
+    ax.invert_yaxis()
+
+
+def plot_timeline(trials, n_workers, label_trials=True):
+    """Gantt chart: which worker ran which trial, and when."""
+    from d2l import torch as d2l
+    workers = assign_workers(trials, n_workers)
+    d2l.set_figsize((6, 0.45 * n_workers + 1.0))
+    ax = d2l.plt.gca()
+    _gantt(ax, trials['start'], trials['end'], workers,
+           [STATUS_COLORS[s] for s in trials['status']],
+           list(trials.index) if label_trials else None)
+    for status, color in STATUS_COLORS.items():
+        if (trials['status'] == status).any():
+            ax.barh([0], [0], color=color, label=status)
+    ax.set_xlabel('wall-clock time (s)')
+    ax.legend(fontsize='small', ncol=5, loc='lower center',
+              bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return workers
+
+
+def schedule(durations, n_workers, synchronous):
+    """Start and end times of trials with given durations on n workers.
+
+    Asynchronous: a trial starts as soon as any worker is free.
+    Synchronous: trials run in rounds of ``n_workers``; a round starts only
+    when every trial of the previous round has finished.
+    """
+    durations = np.asarray(durations, dtype=float)
+    starts, workers = np.zeros(len(durations)), np.zeros(len(durations), int)
+    free_at, round_start = np.zeros(n_workers), 0.0
+    for i, d in enumerate(durations):
+        if synchronous:
+            if i % n_workers == 0 and i > 0:
+                round_start = free_at.max()
+            w = i % n_workers
+            starts[i] = round_start
+        else:
+            w = int(np.argmin(free_at))
+            starts[i] = free_at[w]
+        workers[i] = w
+        free_at[w] = starts[i] + d
+    return starts, starts + durations, workers
+
+
+def plot_sync_vs_async(durations, n_workers):
+    """Schedule the same trials both ways; return both busy fractions."""
+    from d2l import torch as d2l
+    durations = np.asarray(durations, dtype=float)
+    fig, axes = d2l.plt.subplots(2, 1, sharex=True,
+                                 figsize=(6, 0.7 * n_workers + 1.6))
+    result = {}
+    for ax, sync in zip(axes, (True, False)):
+        starts, ends, workers = schedule(durations, n_workers, sync)
+        colors = ['C0' if i % 2 == 0 else 'C9'
+                  for i in range(len(durations))]
+        _gantt(ax, starts, ends, workers, colors)
+        name = 'synchronous' if sync else 'asynchronous'
+        busy = durations.sum() / (n_workers * ends.max())
+        result[name] = dict(makespan=ends.max(), busy_fraction=busy)
+        ax.set_title(f'{name}: all done after {ends.max():.0f} s, '
+                     f'workers busy {100 * busy:.0f}% of the time',
+                     fontsize='small')
+    axes[-1].set_xlabel('wall-clock time (s)')
+    fig.tight_layout()
+    return result
+
+
+def failed_trials(trials, n_lines=5):
+    """Print where the log of every failed trial is, and its last lines."""
+    failed = trials[trials['status'] == 'failed']
+    if not len(failed):
+        print('no trial failed')
+    for trial_id, row in failed.iterrows():
+        lines = Path(row['log']).read_text().strip().splitlines()
+        print(f'trial {trial_id} failed; its log is {row["log"]}:')
+        print('\n'.join('    ' + line for line in lines[-n_lines:]))
+    return failed
+
+
+def rung_levels(scheduler):
+    """The rung levels of an ``ASHA`` scheduler's first bracket, ascending.
+
+    Syne Tune also keeps a rung at ``max_t`` itself; a trial reaching
+    ``max_t`` is stopped because it is done, so that one is left out.
+    """
+    return sorted(r for r, _ in scheduler.brackets[0].rungs
+                  if r < scheduler.max_t)
+
+
+def rung_occupancy(trials, levels, max_epochs):
+    """How many trials reached each rung level, and the full budget."""
+    return pd.Series({r: int((trials['epochs'] >= r).sum())
+                      for r in list(levels) + [max_epochs]},
+                     name='trials')
+
+
+def epochs_after_stop(exp, trials):
+    """Epochs each stopped trial ran after the report that stopped it.
+
+    The trial's own standard output lists every epoch it reported; the
+    results table says at which report the scheduler decided to stop it.
+    The difference is the work done while the tuner had not yet acted.
+    """
+    df = exp.results
+    extra = {}
+    for trial_id in trials.index[trials['status'] == 'stopped']:
+        stops = df[(df.trial_id == trial_id) & (df.st_decision == 'STOP')]
+        decided_at = int(stops['epoch'].iloc[0])
+        lines = (Path(exp.path) / str(trial_id) / 'std.out').read_text()
+        reported = [json.loads(line.split(':', 1)[1])['epoch']
+                    for line in lines.splitlines()
+                    if line.startswith('[tune-metric]')]
+        extra[trial_id] = max(reported) - decided_at
+    return pd.Series(extra, dtype=int, name='extra epochs')
+
+
+def plot_rung_occupancy(occupancy):
+    """Bar chart: trials that reached each rung level."""
+    from d2l import torch as d2l
+    d2l.set_figsize((3.5, 2.5))
+    ax = d2l.plt.gca()
+    labels = [str(r) for r in occupancy.index]
+    ax.bar(labels, occupancy.values, color='C0')
+    for i, n in enumerate(occupancy.values):
+        ax.text(i, n, str(n), ha='center', va='bottom', fontsize='small')
+    ax.set_xlabel('epochs (rung level)')
+    ax.set_ylabel('trials reaching it')
+    return ax
