@@ -3,7 +3,7 @@
 The same training as ``train_script.py``, but the validation error goes to
 Syne Tune after every epoch (``epoch`` counts from 1), so that a scheduler
 such as ASHA can stop a poor trial early. Try it by hand with
-``python train_script_report_eachepoch.py --learning_rate 0.1 --max_epochs 2``.
+``python train_script_report_eachepoch.py --max_epochs 2``.
 """
 from syne_tune import Reporter
 
