@@ -38,6 +38,7 @@ class Setup:
     sleep_time: float          # how often the tuner polls, in seconds
     threads_per_trial: int     # CPU threads of each trial process
     gpus_per_trial: int = 0    # GPUs of each trial process
+    n_seeds: int = 50          # repetitions of each simulated experiment
     constants: dict = field(default_factory=dict)  # fixed script arguments
 
     def __str__(self):
@@ -56,7 +57,8 @@ def choose_setup(budget=None):
     * no GPU: two workers (or more, with more cores), a LeNet-style network
       on 28x28 images, 20,000 training images, 8 epochs, 8 minutes;
     * ``HPO_BUDGET=test`` in the environment (the test suite sets it):
-      the CPU set-up shrunk to a few seconds per trial and 45 s of tuning.
+      the CPU set-up shrunk to a few seconds per trial and 45 s of tuning,
+      and 20 instead of 50 seeds for the simulations.
     """
     import torch
     budget = budget or os.environ.get(BUDGET_VARIABLE, 'full')
@@ -67,7 +69,7 @@ def choose_setup(budget=None):
     n_gpus = torch.cuda.device_count()
     if budget == 'test':
         return Setup('test', n_workers=2, max_wallclock_time=45,
-                     sleep_time=0.5, threads_per_trial=1,
+                     sleep_time=0.5, threads_per_trial=1, n_seeds=20,
                      constants=dict(max_epochs=4, model='lenet',
                                     image_size=28, n_train=2000))
     if n_gpus > 0:
