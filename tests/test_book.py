@@ -1,0 +1,188 @@
+"""The built book, looked at as a reader would, offline.
+
+One HTML build (``python -m tools.build_book --html-only`` with
+``HPO_BUDGET=test``, so the notebooks' experiments are tiny; the fixture is
+in ``conftest.py``, shared with ``test_notebooks.py``) serves all HTML
+checks. Every page is opened from disk in headless Chromium: the maths must
+be typeset by the local MathJax, every image must load, and no request may
+leave ``file://``. Screenshots go to ``_build/screenshots/``.
+
+The build is the real one in ``_build/``: after a full-budget build, the
+first test run re-evaluates every notebook with the test budget (and the
+next ``bash run.sh book`` does the same the other way round), see
+``tools/build_book.py``.
+
+Marks: ``book`` (the tests that build) and ``pdf`` (the PDF build)::
+
+    .venv/bin/python -m pytest tests/test_book.py -m "not pdf"
+    .venv/bin/python -m pytest -m "not book"     # everything but the book
+"""
+import configparser
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools.browser import inspect_page  # noqa: E402
+
+BUILD = ROOT / '_build'
+SHOTS = BUILD / 'screenshots'
+
+book = pytest.mark.book  # the tests that need a build
+
+# Every page of the book: its Markdown source and the HTML built from it.
+SOURCES = [ROOT / 'index.md', *sorted(ROOT.glob('chapter_*/*.md'))]
+PAGES = [src.relative_to(ROOT).with_suffix('') for src in SOURCES]
+
+# What a page may ask the browser for: files on disk, inline data.
+LOCAL_SCHEMES = ('file:', 'data:', 'blob:', 'about:')
+
+
+def test_theme_script_made_offline():
+    """d2lbook's generated d2l.js loses every external URL (no build)."""
+    from d2lbook import sphinx_template as t
+
+    from tools.sphinx_offline import external_urls, make_offline
+    js = (t.shorten_sec_num + t.replace_qr + t.copybutton_js
+          + t.discourse_js + t.tabbar_js
+          + t.google_tracker.replace('GOOGLE_ANALYTICS_TRACKING_ID', ''))
+    assert external_urls(js)  # the problem is real
+    fixed = make_offline(js)
+    assert external_urls(fixed) == []
+    assert '_static/copy-button.svg' in fixed
+    assert 'window.ga = function' in fixed
+    assert (ROOT / 'tools' / 'static' / 'copy-button.svg').exists()
+
+
+def test_config_is_strict_and_offline():
+    config = configparser.ConfigParser()
+    config.read(ROOT / 'config.ini')
+    assert config['build']['warning_is_error'] == 'True'
+    extensions = config['build']['sphinx_extensions'].split()
+    assert 'sphinx-mathjax-offline' in extensions
+    assert 'tools.sphinx_offline' in extensions
+
+
+@book
+def test_no_sphinx_warnings(html_build):
+    assert re.search(r'^build succeeded\.$', html_build, re.M), \
+        html_build[-3000:]
+    warnings = re.findall(r'^.*(?:WARNING: |Warning, treated as error).*$',
+                          html_build, re.M)
+    assert not warnings
+    assert 'HPO_BUDGET=test' in html_build
+
+
+@book
+def test_evaluated_notebooks_exist(html_build):
+    for page in PAGES:
+        notebook = BUILD / 'eval' / page.with_suffix('.ipynb')
+        assert notebook.exists(), notebook
+
+
+@book
+def test_references_are_listed(html_build):
+    html = (BUILD / 'html' / 'chapter_references' /
+            'zreferences.html').read_text(encoding='utf-8')
+    for text in ['Random search for hyper-parameter optimization',
+                 'Syne Tune']:
+        assert text in html
+
+
+@book
+@pytest.mark.parametrize('page', PAGES, ids=[str(p) for p in PAGES])
+def test_page_in_browser(html_build, page):
+    html_file = BUILD / 'html' / page.with_suffix('.html')
+    assert html_file.exists(), html_file
+    shot = SHOTS / (str(page).replace('/', '-') + '.png')
+    shot.unlink(missing_ok=True)
+    report = inspect_page(html_file, shot)
+    where = f'{page} (screenshot {shot.relative_to(ROOT)})'
+
+    external = [url for url in report['requests']
+                if not url.startswith(LOCAL_SCHEMES)]
+    assert not external, f'{where}: requests leave the disk: {external}'
+    assert not report['failed'], f'{where}: failed loads {report["failed"]}'
+    assert not report['exceptions'], f'{where}: {report["exceptions"]}'
+
+    broken = [im['src'] for im in report['images']
+              if not im['complete'] or im['natural_width'] == 0]
+    assert not broken, f'{where}: images that did not load: {broken}'
+
+    # maths: typeset by the local MathJax, nothing left as raw TeX
+    assert report['math_unrendered'] == 0, where
+    assert report['mjx_errors'] == 0, where
+    assert not report['raw_tex'], f'{where}: raw TeX {report["raw_tex"]}'
+    # prose (code excluded) shows no unconverted Markdown/d2lbook markup,
+    # e.g. **`x`** (no nesting in reST) leaves ``x`` on the page
+    assert not report['raw_markup'], \
+        f'{where}: raw markup {report["raw_markup"]} in the text'
+    if report['math_elements']:
+        assert report['mjx_containers'] >= report['math_elements'], where
+        assert report['mathjax_version'], where
+    if page == Path('chapter_hpo/index'):
+        assert report['mjx_containers'] > 0, f'{where}: no maths typeset'
+
+    # d2l.js gives each code cell a copy button; its icon is an <img>
+    # checked above, served from _static/
+    if report['code_cells']:
+        assert report['copy_buttons'] == report['code_cells'], where
+
+    assert shot.exists() and not _blank_png(shot), where
+
+
+def _blank_png(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        low, high = im.convert('L').getextrema()
+    return high - low < 32
+
+
+@book
+@pytest.mark.pdf
+def test_pdf_pages(pdf_build):
+    pdf = BUILD / 'pdf' / 'd2l-hpo.pdf'  # [project] name in config.ini
+    assert pdf.exists()
+    info = subprocess.run(['pdfinfo', pdf], capture_output=True, text=True,
+                          check=True).stdout
+    n_pages = int(re.search(r'^Pages:\s+(\d+)', info, re.M).group(1))
+    assert n_pages >= 5
+
+    # fonts from fonts-freefont-otf, as config.ini asks
+    fonts = subprocess.run(['pdffonts', pdf], capture_output=True,
+                           text=True, check=True).stdout
+    for font in ['FreeSerif', 'FreeSans', 'FreeMono']:
+        assert font in fonts
+
+    # no unresolved reference or citation (LaTeX prints "??")
+    text = subprocess.run(['pdftotext', '-layout', pdf, '-'],
+                          capture_output=True, text=True, check=True).stdout
+    assert '??' not in text
+    assert 'Parallel Hyperparameter Optimization' in text
+    assert 'Bibliography' in text
+
+    # every page with text renders with ink on it; the book is not empty
+    out = SHOTS / 'pdf'
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob('page-*.png'):
+        old.unlink()
+    subprocess.run(['pdftoppm', '-r', '40', '-png', pdf, out / 'page'],
+                   check=True)
+    pngs = sorted(out.glob('page-*.png'))
+    assert len(pngs) == n_pages
+    inked = 0
+    for i, png in enumerate(pngs, start=1):
+        page_text = subprocess.run(
+            ['pdftotext', '-f', str(i), '-l', str(i), pdf, '-'],
+            capture_output=True, text=True, check=True).stdout
+        blank = _blank_png(png)
+        inked += not blank
+        if page_text.strip():
+            assert not blank, f'page {i} has text but renders blank: {png}'
+    assert inked >= n_pages // 2

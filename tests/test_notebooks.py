@@ -1,0 +1,101 @@
+"""The two sections, evaluated end to end as notebooks (test budget).
+
+The notebooks are the ones the HTML build evaluated with ``HPO_BUDGET=test``
+(see ``html_build`` in ``conftest.py``): the same code as in the book, with
+tiny experiments. These tests read their outputs and check them against the
+experiments' own files.
+"""
+import re
+import sys
+
+import nbformat
+import pytest
+
+from conftest import BUILD, EXPERIMENTS, ROOT
+
+sys.path.insert(0, str(ROOT / 'chapter_hpo'))
+import hpo_utils  # noqa: E402
+
+pytestmark = pytest.mark.book
+SECTIONS = {'rs-async': 4, 'sh-async': 4}  # section: figures it draws
+
+
+def outputs(name):
+    nb = nbformat.read(BUILD / 'eval' / 'chapter_hpo' / f'{name}.ipynb', 4)
+    cells = [c for c in nb.cells if c.cell_type == 'code']
+    return cells, [o for c in cells for o in c.get('outputs', [])]
+
+
+def text_of(outs):
+    parts = []
+    for o in outs:
+        if o.output_type == 'stream':
+            parts.append(o.text)
+        elif 'data' in o and 'text/plain' in o.data:
+            parts.append(o.data['text/plain'])
+    return '\n'.join(parts)
+
+
+def experiment(text):
+    """The experiment a notebook ran, from the tuner's log in its output."""
+    from syne_tune.experiments import load_experiment
+    path = re.search(r'Results Path: (\S+)', text).group(1)
+    assert path.startswith(str(EXPERIMENTS))
+    return load_experiment(path.rsplit('/', 1)[1],
+                           local_path=str(EXPERIMENTS))
+
+
+@pytest.mark.parametrize('name', sorted(SECTIONS))
+def test_every_cell_ran_without_error(html_build, name):
+    cells, outs = outputs(name)
+    assert all(c.get('execution_count') for c in cells)
+    assert not [o for o in outs if o.output_type == 'error']
+    text = text_of(outs)
+    assert 'set-up "test"' in text  # the test budget, printed
+
+
+@pytest.mark.parametrize('name,figures', sorted(SECTIONS.items()))
+def test_plots_are_drawn_as_svg(html_build, name, figures):
+    _, outs = outputs(name)
+    svgs = [o for o in outs if 'data' in o and 'image/svg+xml' in o.data]
+    assert len(svgs) >= figures
+
+
+@pytest.mark.parametrize('name', sorted(SECTIONS))
+def test_busy_fraction_is_computed_from_the_run(html_build, name):
+    text = text_of(outputs(name)[1])
+    m = re.search(r'(\d+) trials in (\d+) s on (\d+) workers; '
+                  r'busy ([\d.]+)% of the time', text)
+    assert m, text[-2000:]
+    n_trials, horizon, n_workers, busy = m.groups()
+    exp = experiment(text)
+    trials = hpo_utils.trial_table(exp)
+    trial_dirs = [p for p in exp.path.iterdir() if p.name.isdigit()]
+    assert int(n_trials) == len(trials) == len(trial_dirs)
+    assert int(n_workers) == 2
+    again = hpo_utils.busy_fraction(trials, 2, trials['end'].max())
+    assert float(busy) == pytest.approx(100 * again, abs=0.05)
+
+
+def test_rung_levels_printed_are_the_formula(html_build):
+    text = text_of(outputs('sh-async')[1])
+    m = re.search(r'rung levels: \[([\d, ]+)\] ; r_max = (\d+)', text)
+    levels = [int(v) for v in m.group(1).split(',')]
+    r_max = int(m.group(2))
+    grace, eta = 1, 2  # as passed to ASHA in the section
+    expected = [grace * eta ** k for k in range(10)
+                if grace * eta ** k < r_max]
+    assert levels == expected
+
+
+def test_worked_example_matches_syne_tune(html_build):
+    text = text_of(outputs('sh-async')[1])
+    decisions = re.findall(r'^error ([\d.]+): (CONTINUE|STOP)$', text, re.M)
+    assert decisions == [('0.5', 'CONTINUE'), ('0.6', 'CONTINUE'),
+                         ('0.7', 'STOP'), ('0.4', 'CONTINUE'),
+                         ('0.9', 'STOP')]
+    # and the table in the text says the same
+    source = (ROOT / 'chapter_hpo' / 'sh-async.md').read_text()
+    rows = re.findall(r'^\| ([\d.]+) \| [\d., ]+ \| \d+/\d+ \| (\w+) \|$',
+                      source, re.M)
+    assert [(v, d.upper()) for v, d in rows] == decisions

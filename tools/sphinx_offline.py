@@ -1,0 +1,88 @@
+"""Sphinx extension: make d2lbook's HTML work without a network.
+
+d2lbook 1.0.3 writes ``_static/d2l.js`` next to the generated ``conf.py``
+just before it runs Sphinx. Two things in it reach out to the internet:
+
+* the copy button added to every code cell shows an icon loaded from an
+  external host (a broken image offline);
+* an analytics snippet that loads a script from an external host on every
+  page, even when no tracking id is configured.
+
+This extension (listed in ``config.ini`` under ``sphinx_extensions``, so a
+plain ``d2lbook build html`` applies it) rewrites ``d2l.js`` in place before
+Sphinx copies it: the icon is served from ``_static/copy-button.svg``
+(shipped here) and the analytics loader is replaced by a local no-op
+``ga`` function, so the page's own calls to ``ga`` keep working. If a
+d2lbook upgrade changes these snippets and an external URL is left, the
+extension warns, which fails the build under ``warning_is_error``.
+"""
+import re
+from pathlib import Path
+
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / 'static'
+
+ICON_PATTERN = re.compile(
+    r'https?://[^"\'\s]*/copy-button\.svg')
+# The page's root URL is in DOCUMENTATION_OPTIONS (Sphinx's
+# documentation_options.js); the icon sits inside a JS template literal.
+LOCAL_ICON = '${DOCUMENTATION_OPTIONS.URL_ROOT}_static/copy-button.svg'
+
+ANALYTICS_PATTERN = re.compile(
+    r"\(function\(i,s,o,g,r,a,m\)\{.*?\}\)\(window,document,'script',"
+    r"'[^']*','ga'\);", re.DOTALL)
+NO_ANALYTICS = """\
+// Offline build: no analytics script is loaded. ga() only runs the
+// callback that some links pass to it.
+window.ga = function () {
+    var last = arguments[arguments.length - 1];
+    if (last && typeof last.hitCallback === 'function') {
+        last.hitCallback();
+    }
+};"""
+
+EXTERNAL_URL = re.compile(r'(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}/',
+                          re.IGNORECASE)
+
+
+def make_offline(js):
+    """Return d2lbook's ``d2l.js`` source without its external requests."""
+    js = ICON_PATTERN.sub(lambda m: LOCAL_ICON, js)
+    return ANALYTICS_PATTERN.sub(lambda m: NO_ANALYTICS, js)
+
+
+def external_urls(js):
+    """External URLs left in ``js`` (comments included, to be safe)."""
+    return EXTERNAL_URL.findall(js)
+
+
+def _patch_d2l_js(app):
+    if app.builder.format != 'html':
+        return
+    path = Path(app.confdir) / '_static' / 'd2l.js'
+    if not path.exists():
+        logger.warning('sphinx_offline: %s not found; d2lbook has changed?',
+                       path)
+        return
+    js = path.read_text(encoding='utf-8')
+    fixed = make_offline(js)
+    if fixed != js:
+        path.write_text(fixed, encoding='utf-8')
+    left = external_urls(fixed)
+    if left:
+        logger.warning('sphinx_offline: external URLs left in %s: %s',
+                       path, ', '.join(sorted(set(left))))
+
+
+def _add_static_dir(app, config):
+    # Files in tools/static/ are copied to _static/ of the HTML output.
+    config.html_static_path.append(str(STATIC_DIR))
+
+
+def setup(app):
+    app.connect('config-inited', _add_static_dir)
+    app.connect('builder-inited', _patch_d2l_js)
+    return {'parallel_read_safe': True, 'parallel_write_safe': True}
