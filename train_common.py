@@ -282,13 +282,13 @@ def process_start_time():
 
 
 def train(args, out=sys.stdout):
-    """Train as ``args`` say; yield a dict of metrics after every epoch.
+    """Train as ``args`` say; after every epoch yield ``(epoch, metrics)``.
 
-    Each dict holds ``epoch`` (counted from 1), ``validation_error`` and
+    ``epoch`` counts from 1. ``metrics`` holds ``validation_error`` and
     ``elapsed_time`` (seconds since the process started, start-up
-    included). The last one also holds ``test_error``. If the loss becomes
-    non-finite, training stops: that epoch is the last one yielded, with
-    the error the broken network really has.
+    included); after the last epoch also ``test_error``. If the loss
+    becomes non-finite, training stops: that epoch is the last one yielded,
+    with the error the broken network really has.
     """
     start = process_start_time()
     device = torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
@@ -323,8 +323,7 @@ def train(args, out=sys.stdout):
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-        metrics = {'epoch': epoch,
-                   'validation_error': error_rate(model, *val_set,
+        metrics = {'validation_error': error_rate(model, *val_set,
                                                   args.image_size, device)}
         last = diverged or epoch == args.max_epochs
         if last:
@@ -335,6 +334,6 @@ def train(args, out=sys.stdout):
             print(f'epoch {epoch}: the loss became non-finite (learning '
                   f'rate {args.learning_rate} is too large); stopping '
                   'training', file=out, flush=True)
-        yield metrics
+        yield epoch, metrics
         if diverged:
             return

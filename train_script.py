@@ -10,7 +10,7 @@ from train_common import parse_args, train
 
 if __name__ == '__main__':
     args = parse_args(__doc__)
-    for metrics in train(args):
-        print(metrics, flush=True)
+    for epoch, metrics in train(args):
+        print(f'epoch {epoch}: {metrics}', flush=True)
     report = Reporter()
-    report(**metrics)  # the last epoch's metrics, test error included
+    report(epoch=epoch, **metrics)  # the last epoch, with the test error

@@ -12,5 +12,5 @@ from train_common import parse_args, train
 if __name__ == '__main__':
     args = parse_args(__doc__)
     report = Reporter()
-    for metrics in train(args):
-        report(**metrics)
+    for epoch, metrics in train(args):
+        report(epoch=epoch, **metrics)

@@ -1,0 +1,250 @@
+"""The chapter's benchmark suite: one command, one table, one results file.
+
+    .venv/bin/python -m benchmarks.run_all [--quick] [--skip PART ...]
+
+Measures on this machine, in the chapter's CPU set-up (parts in brackets):
+
+* [throughput] seconds per epoch and images per second of both training
+  scripts next to the compute bound (``benchmarks/throughput.py``);
+* [tuner] real ``LocalBackend`` runs of random search and of ASHA: the
+  fraction of worker time spent in trials, the gap between one trial's end
+  and the next start on a worker, and the epochs a trial ran after the
+  scheduler decided to stop it;
+* [sections] wall time of each section run end to end as a notebook, in
+  the test budget (``HPO_BUDGET=test``) and, unless ``--quick``, in the
+  CPU set-up;
+* [simulation] from the simulator, over 50 seeds: median time for random
+  search, ASHA and asynchronous Hyperband to reach fixed target errors, and
+  the speed-up of random search with 1, 2, 4 and 8 workers;
+* [book] book build time (HTML, test budget) cold and with the evaluated
+  notebooks cached, in a scratch copy of the repository.
+
+Prints the table and writes it, with a description of the machine, to
+``benchmarks/results.md`` (committed; rerun it when the code changes).
+The whole suite takes about 35 minutes on 2 cores, 10 with ``--quick``.
+No part of it asserts anything: the numbers are for people to compare.
+"""
+import argparse
+import datetime
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / 'chapter_hpo'))
+RESULTS = ROOT / 'benchmarks' / 'results.md'
+PARTS = ('throughput', 'tuner', 'sections', 'simulation', 'book')
+
+
+def machine():
+    import torch
+    cpu = platform.processor() or 'unknown CPU'
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+    gpus = torch.cuda.device_count()
+    return (f'{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, '
+            f'{gpus} GPU(s); Python {platform.python_version()}, '
+            f'torch {torch.__version__}')
+
+
+def part_throughput(rows):
+    from benchmarks import throughput
+    scripts, bound = throughput.main()
+    rows.append(('throughput', 'compute bound, s/epoch', f'{bound:.2f}'))
+    for script, r in scripts.items():
+        t = r['seconds_per_epoch']
+        rows.append(('throughput', f'{script}, s/epoch (img/s)',
+                     f'{t:.2f} ({20000 / t:.0f})'))
+        rows.append(('throughput', f'{script}, share of bound',
+                     f'{100 * bound / t:.0f}%'))
+
+
+def tuner_run(method, seconds, folder):
+    """A real experiment in the CPU set-up; return (exp, trials)."""
+    import hpo_utils
+    from syne_tune import StoppingCriterion, Tuner
+    from syne_tune.backend import LocalBackend
+    from syne_tune.experiments import load_experiment
+    from syne_tune.optimizer.baselines import ASHA, RandomSearch
+    setup = hpo_utils.choose_setup('full')
+    os.environ['SYNETUNE_FOLDER'] = str(folder)
+    os.environ['OMP_NUM_THREADS'] = str(setup.threads_per_trial)
+    np.random.seed(0)
+    space = dict(hpo_utils.search_space(), **setup.constants)
+    epochs = setup.constants['max_epochs']
+    if method == 'random search':
+        scheduler = RandomSearch(space, metrics=['validation_error'],
+                                 do_minimize=True, random_seed=0)
+        script = 'train_script.py'
+    else:
+        scheduler = ASHA(space, metric='validation_error',
+                         time_attr='epoch', max_t=epochs, grace_period=1,
+                         reduction_factor=2, do_minimize=True,
+                         random_seed=0)
+        script = 'train_script_report_eachepoch.py'
+    tuner = Tuner(trial_backend=LocalBackend(
+                      entry_point=str(ROOT / script),
+                      num_gpus_per_trial=setup.gpus_per_trial),
+                  scheduler=scheduler,
+                  stop_criterion=StoppingCriterion(
+                      max_wallclock_time=seconds),
+                  n_workers=setup.n_workers, sleep_time=setup.sleep_time,
+                  max_failures=3, print_update_interval=10 ** 6,
+                  output_logger=hpo_utils.plain_logger())
+    tuner.run()
+    exp = load_experiment(tuner.name)
+    return exp, hpo_utils.trial_table(exp), setup
+
+
+def part_tuner(rows, seconds):
+    import hpo_utils
+    with tempfile.TemporaryDirectory() as folder:
+        for method in ('random search', 'ASHA'):
+            exp, trials, setup = tuner_run(method, seconds, folder)
+            workers = hpo_utils.assign_workers(trials, setup.n_workers)
+            busy = hpo_utils.busy_fraction(trials, setup.n_workers)
+            gaps = hpo_utils.idle_gaps(trials, workers)
+            rows.append(('tuner', f'{method}: trials in {seconds} s',
+                         str(len(trials))))
+            rows.append(('tuner', f'{method}: busy fraction',
+                         f'{100 * busy:.1f}%'))
+            rows.append(('tuner', f'{method}: gap end->next start, '
+                         'median (max)',
+                         f'{np.median(gaps):.2f} s ({gaps.max():.2f} s)'))
+            if method == 'ASHA':
+                extra = hpo_utils.epochs_after_stop(exp, trials)
+                rows.append(('tuner', 'ASHA: epochs run after the stop '
+                             'decision, max (mean)',
+                             f'{extra.max()} ({extra.mean():.2f}) over '
+                             f'{len(extra)} stopped trials'))
+
+
+def run_notebook(name, budget):
+    """Execute a section's markdown as a notebook; return its seconds."""
+    import nbclient
+    from d2lbook.notebook import read_markdown
+    src = ROOT / 'chapter_hpo' / f'{name}.md'
+    nb = read_markdown(src.read_text())
+    env_before = dict(os.environ)
+    os.environ['HPO_BUDGET'] = budget
+    folder = tempfile.mkdtemp(prefix='bench-nb-')
+    os.environ['SYNETUNE_FOLDER'] = folder
+    try:
+        tik = time.monotonic()
+        nbclient.NotebookClient(
+            nb, timeout=1800, kernel_name='python3',
+            resources={'metadata': {'path': str(src.parent)}}).execute()
+        return time.monotonic() - tik
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def part_sections(rows, quick):
+    for budget in (('test',) if quick else ('test', 'full')):
+        for name in ('rs-async', 'sh-async'):
+            seconds = run_notebook(name, budget)
+            rows.append(('sections', f'{name}, budget "{budget}"',
+                         f'{seconds:.0f} s'))
+
+
+def part_simulation(rows, n_seeds):
+    import hpo_sim
+    curves = hpo_sim.load_curves()
+    methods = ['random search', 'ASHA', 'Hyperband']
+    runs = hpo_sim.run_many(methods, seeds=range(n_seeds), curves=curves,
+                            n_workers=2, max_wallclock_time=960)
+    at_480 = hpo_sim.best_so_far_quantiles(runs, grid=[480])
+    rs_final = at_480.set_index('method').loc['random search', 'median']
+    for target in (0.15, 0.13, rs_final):
+        reach = hpo_sim.time_to_reach(runs, target)
+        med = reach.groupby('method')['time'].median()
+        name = (f'RS median error at 480 s ({target:.4f})'
+                if target == rs_final else f'{target}')
+        rows.append(('simulation', f'median time to error <= {name}, '
+                     f'{n_seeds} seeds, 2 workers',
+                     ', '.join(f'{m} {med[m]:.0f} s' for m in methods)))
+    reach = hpo_sim.time_to_reach(runs, rs_final)
+    med = reach.groupby('method')['time'].median()
+    rows.append(('simulation', 'ASHA time / random search time to that '
+                 'error', f'{med["ASHA"] / med["random search"]:.2f}'))
+    table = hpo_sim.speedup(curves=curves, seeds=range(n_seeds))
+    for _, r in table.iterrows():
+        rows.append(('simulation', f'random search speed-up, '
+                     f'{int(r.n_workers)} workers',
+                     f'{r.speedup:.2f} ({r.efficiency:.2f} K)'))
+
+
+def part_book(rows):
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / 'book'
+        files = subprocess.run(['git', 'ls-files'], cwd=ROOT, check=True,
+                               capture_output=True, text=True).stdout
+        for f in files.split():
+            (copy / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, copy / f)
+        env = dict(os.environ, HPO_BUDGET='test',
+                   HPO_DATA_DIR=str(ROOT / 'data'),
+                   SYNETUNE_FOLDER=str(Path(tmp) / 'experiments'))
+        for what in ('cold', 'cached'):
+            tik = time.monotonic()
+            subprocess.run([sys.executable, '-m', 'tools.build_book',
+                            '--html-only'], cwd=copy, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            rows.append(('book', f'HTML build, test budget, {what}',
+                         f'{time.monotonic() - tik:.0f} s'))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--quick', action='store_true',
+                   help='sections in the test budget only, 20 seeds, '
+                        '60 s tuner runs')
+    p.add_argument('--skip', nargs='*', default=[], choices=PARTS)
+    args = p.parse_args()
+    rows, started = [], time.monotonic()
+    parts = [part for part in PARTS if part not in args.skip]
+    for part in parts:
+        print(f'[run_all] {part} ...', flush=True)
+        if part == 'throughput':
+            part_throughput(rows)
+        elif part == 'tuner':
+            part_tuner(rows, 60 if args.quick else 180)
+        elif part == 'sections':
+            part_sections(rows, args.quick)
+        elif part == 'simulation':
+            part_simulation(rows, 20 if args.quick else 50)
+        else:
+            part_book(rows)
+    lines = [f'# Benchmark results\n',
+             f'Made by `python -m benchmarks.run_all'
+             f'{" --quick" if args.quick else ""}'
+             f'{" --skip " + " ".join(args.skip) if args.skip else ""}` '
+             f'on {datetime.date.today()} in '
+             f'{(time.monotonic() - started) / 60:.0f} minutes.\n',
+             f'Machine: {machine()}.\n',
+             '| part | measure | value |', '|---|---|---|']
+    lines += [f'| {a} | {b} | {c} |' for a, b, c in rows]
+    text = '\n'.join(lines) + '\n'
+    print('\n' + text)
+    RESULTS.write_text(text)
+    print(f'[run_all] wrote {RESULTS.relative_to(ROOT)}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,109 @@
+"""Training throughput of both scripts next to the compute bound.
+
+For the chapter's CPU set-up (LeNet-style CNN, 28x28, 20,000 training and
+10,000 validation images, one thread per trial as during tuning), this runs
+each training script for a few epochs as a real process and measures its
+seconds per epoch (training and validation, from the epoch-to-epoch times
+the script reports). The compute bound is the same work done on tensors
+already in memory as floats, in this process: forward, backward and SGD
+step over the training images, then a forward pass over the validation
+images. The ratio bound/script says how close the scripts' input pipeline
+and loop come to it.
+
+    .venv/bin/python benchmarks/throughput.py [--epochs 3] [--threads 1]
+"""
+import argparse
+import ast
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SETUP = dict(model='lenet', image_size=28, n_train=20000)
+HYPER = dict(learning_rate=0.05, momentum=0.9, batch_size=128)
+
+
+def script_epoch_times(script, epochs, threads):
+    """Seconds between consecutive epochs, as reported by the script."""
+    args = [f'--{k}={v}' for k, v in {**SETUP, **HYPER}.items()]
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, str(ROOT / script), *args,
+                          f'--max_epochs={epochs}'], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    elapsed = []
+    for line in out.splitlines():
+        if line.startswith('[tune-metric]'):
+            elapsed.append(json.loads(line.split(':', 1)[1]))
+        elif line.startswith('epoch '):  # train_script.py prints these
+            elapsed.append(ast.literal_eval(line.split(': ', 1)[1]))
+    times = [m['elapsed_time'] for m in elapsed]
+    # the first epoch also pays for start-up and data loading
+    return [b - a for a, b in zip(times, times[1:])], times[0]
+
+
+def compute_bound(epochs, threads):
+    """Seconds per epoch of the same work on in-memory float tensors."""
+    import torch
+    from torch.nn import functional as F
+    sys.path.insert(0, str(ROOT))
+    import train_common
+    torch.set_num_threads(threads)
+    (xtr, ytr), (xva, yva), _ = train_common.load_data(
+        SETUP['image_size'], SETUP['n_train'])
+    xtr, xva = xtr.float() / 255, xva.float() / 255
+    model = train_common.build_model(SETUP['model'], SETUP['image_size'],
+                                     'cpu')
+    opt = torch.optim.SGD(model.parameters(), lr=HYPER['learning_rate'],
+                          momentum=HYPER['momentum'])
+    bs, times = HYPER['batch_size'], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        for i in range(0, len(ytr), bs):
+            loss = F.cross_entropy(model(xtr[i:i + bs]), ytr[i:i + bs])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, len(yva), 1000):
+                model(xva[i:i + 1000])
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--epochs', type=int, default=3)
+    p.add_argument('--threads', type=int, default=1)
+    args = p.parse_args()
+    bound = compute_bound(args.epochs, args.threads)
+    best_bound = min(bound)
+    n = SETUP['n_train']
+    print(f'CPU set-up: {SETUP}, {HYPER}, {args.threads} thread(s), '
+          f'{os.cpu_count()} cores')
+    print(f'{"what":36s} {"s/epoch":>8s} {"train img/s":>12s} '
+          f'{"of bound":>9s}')
+    print(f'{"compute bound (tensors in memory)":36s} {best_bound:8.2f} '
+          f'{n / best_bound:12.0f} {"100%":>9s}')
+    rows = {}
+    for script in ('train_script.py', 'train_script_report_eachepoch.py'):
+        epoch_times, startup = script_epoch_times(script, args.epochs,
+                                                  args.threads)
+        t = min(epoch_times)
+        rows[script] = dict(seconds_per_epoch=t, startup=startup)
+        print(f'{script:36s} {t:8.2f} {n / t:12.0f} '
+              f'{100 * best_bound / t:8.0f}%')
+    print('(per epoch: training on 20,000 images plus validation on '
+          '10,000; best of the epochs after the first)')
+    for script, r in rows.items():
+        print(f'{script}: first report after {r["startup"]:.1f} s '
+              '(process start-up, data loading and one epoch)')
+    return rows, best_bound
+
+
+if __name__ == '__main__':
+    main()
