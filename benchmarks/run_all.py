@@ -63,7 +63,10 @@ def machine():
 
 def part_throughput(rows):
     from benchmarks import throughput
-    scripts, bound = throughput.main()
+    scripts, bound, teardown = throughput.main()
+    for how, t in teardown.items():
+        rows.append(('throughput', f'process exit after last output, {how}',
+                     f'{t:.2f} s'))
     rows.append(('throughput', 'compute bound, s/epoch', f'{bound:.2f}'))
     for script, r in scripts.items():
         t = r['seconds_per_epoch']
@@ -134,8 +137,13 @@ def part_tuner(rows, seconds):
 
 
 def run_notebook(name, budget):
-    """Execute a section's markdown as a notebook; return its seconds."""
+    """Execute a section's markdown as a notebook; return its seconds.
+
+    The executed notebook is kept in ``_build/benchmarks/`` for a look at
+    its outputs.
+    """
     import nbclient
+    import nbformat
     from d2lbook.notebook import read_markdown
     src = ROOT / 'chapter_hpo' / f'{name}.md'
     nb = read_markdown(src.read_text())
@@ -148,7 +156,11 @@ def run_notebook(name, budget):
         nbclient.NotebookClient(
             nb, timeout=1800, kernel_name='python3',
             resources={'metadata': {'path': str(src.parent)}}).execute()
-        return time.monotonic() - tik
+        seconds = time.monotonic() - tik
+        out = ROOT / '_build' / 'benchmarks'
+        out.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, out / f'{name}-{budget}.ipynb')
+        return seconds
     finally:
         os.environ.clear()
         os.environ.update(env_before)

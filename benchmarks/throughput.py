@@ -33,15 +33,36 @@ def script_epoch_times(script, epochs, threads):
     out = subprocess.run([sys.executable, str(ROOT / script), *args,
                           f'--max_epochs={epochs}'], env=env, check=True,
                          capture_output=True, text=True).stdout
-    elapsed = []
+    elapsed = {}  # epoch -> seconds since the process started
     for line in out.splitlines():
         if line.startswith('[tune-metric]'):
-            elapsed.append(json.loads(line.split(':', 1)[1]))
+            m = json.loads(line.split(':', 1)[1])
+            elapsed[m['epoch']] = m['elapsed_time']
         elif line.startswith('epoch '):  # train_script.py prints these
-            elapsed.append(ast.literal_eval(line.split(': ', 1)[1]))
-    times = [m['elapsed_time'] for m in elapsed]
+            epoch, m = line[len('epoch '):].split(': ', 1)
+            elapsed[int(epoch)] = ast.literal_eval(m)['elapsed_time']
+    times = [elapsed[e] for e in sorted(elapsed)]
     # the first epoch also pays for start-up and data loading
     return [b - a for a, b in zip(times, times[1:])], times[0]
+
+
+def teardown_seconds(repeats=3):
+    """Seconds a process that imported PyTorch needs to exit, and with
+    ``train_common.exit_now`` (the scripts' way), from its last output."""
+    result = {}
+    for how, code in (('normal exit', 'import torch; print(1, flush=True)'),
+                      ('exit_now()', 'import torch, train_common; '
+                       'print(1, flush=True); train_common.exit_now()')):
+        times = []
+        for _ in range(repeats):
+            p = subprocess.Popen([sys.executable, '-c', code], cwd=ROOT,
+                                 stdout=subprocess.PIPE, text=True)
+            p.stdout.readline()
+            tik = time.perf_counter()
+            p.wait()
+            times.append(time.perf_counter() - tik)
+        result[how] = min(times)
+    return result
 
 
 def compute_bound(epochs, threads):
@@ -56,15 +77,15 @@ def compute_bound(epochs, threads):
     xtr, xva = xtr.float() / 255, xva.float() / 255
     model = train_common.build_model(SETUP['model'], SETUP['image_size'],
                                      'cpu')
-    opt = torch.optim.SGD(model.parameters(), lr=HYPER['learning_rate'],
-                          momentum=HYPER['momentum'])
+    opt = train_common.SGD(model.parameters(), HYPER['learning_rate'],
+                           HYPER['momentum'])
     bs, times = HYPER['batch_size'], []
     for _ in range(epochs):
         start = time.perf_counter()
         model.train()
         for i in range(0, len(ytr), bs):
             loss = F.cross_entropy(model(xtr[i:i + bs]), ytr[i:i + bs])
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
         model.eval()
@@ -102,7 +123,10 @@ def main():
     for script, r in rows.items():
         print(f'{script}: first report after {r["startup"]:.1f} s '
               '(process start-up, data loading and one epoch)')
-    return rows, best_bound
+    teardown = teardown_seconds()
+    print('process exit after the last output: ' + ', '.join(
+        f'{how} {t:.2f} s' for how, t in teardown.items()))
+    return rows, best_bound, teardown
 
 
 if __name__ == '__main__':

@@ -2,6 +2,9 @@
 import math
 
 import pytest
+import torch
+
+import train_common
 
 from conftest import SMALL, run_script
 
@@ -93,3 +96,23 @@ def test_checkpoint_dir_argument_is_accepted(tmp_path):
                                '--st_checkpoint_dir', str(tmp_path), *SMALL)
     assert proc.returncode == 0, proc.stderr
     assert len(metrics) == 1
+
+
+def test_sgd_matches_torch_optim():
+    torch.manual_seed(0)
+    models = [train_common.build_model('lenet', 28, 'cpu') for _ in '12']
+    models[1].load_state_dict(models[0].state_dict())
+    before = models[0].net[0].weight.detach().clone()
+    ours = train_common.SGD(models[0].parameters(), 0.05, 0.9)
+    theirs = torch.optim.SGD(models[1].parameters(), lr=0.05, momentum=0.9)
+    (x, y), _, _ = train_common.load_data(n_train=256)
+    for i in range(0, 256, 64):
+        for model, opt in zip(models, (ours, theirs)):
+            loss = torch.nn.functional.cross_entropy(
+                model(x[i:i + 64].float() / 255), y[i:i + 64])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(models[0].net[0].weight, before)  # it moved
