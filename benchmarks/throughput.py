@@ -96,6 +96,33 @@ def compute_bound(epochs, threads):
     return times
 
 
+def alexnet_epoch_estimate(threads, batches=2, batch_size=128):
+    """Minutes per epoch (50,000 images) of AlexNet at 224x224 on CPU.
+
+    Times forward, backward and SGD step on ``batches`` minibatches after
+    one warm-up batch, and scales to an epoch.
+    """
+    import torch
+    from torch.nn import functional as F
+    sys.path.insert(0, str(ROOT))
+    import train_common
+    torch.set_num_threads(threads)
+    model = train_common.build_model('alexnet', 224, 'cpu')
+    opt = train_common.SGD(model.parameters(), 0.01, 0.9)
+    x = torch.rand(batch_size, 1, 224, 224)
+    y = torch.randint(0, 10, (batch_size,))
+    times = []
+    for _ in range(batches + 1):
+        tik = time.perf_counter()
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - tik)
+    per_batch = min(times[1:])
+    return per_batch, per_batch * 50000 / batch_size / 60
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--epochs', type=int, default=3)
@@ -123,9 +150,14 @@ def main():
     for script, r in rows.items():
         print(f'{script}: first report after {r["startup"]:.1f} s '
               '(process start-up, data loading and one epoch)')
+    per_batch, minutes = alexnet_epoch_estimate(os.cpu_count())
+    print(f'AlexNet 224x224 on this CPU ({os.cpu_count()} threads): '
+          f'{per_batch:.2f} s per batch of 128, about {minutes:.0f} min '
+          'per epoch of 50,000 images')
     teardown = teardown_seconds()
     print('process exit after the last output: ' + ', '.join(
         f'{how} {t:.2f} s' for how, t in teardown.items()))
+    teardown['alexnet_minutes_per_epoch'] = minutes
     return rows, best_bound, teardown
 
 
