@@ -49,7 +49,7 @@ class Setup:
                 f'thread(s) per trial; fixed arguments: {args}')
 
 
-def choose_setup(budget=None):
+def choose_setup(budget=None, n_gpus=None, cores=None):
     """Pick the experiment's size from the hardware.
 
     * one to four GPUs: one worker per GPU (at most 4), AlexNet on 224x224
@@ -59,14 +59,16 @@ def choose_setup(budget=None):
     * ``HPO_BUDGET=test`` in the environment (the test suite sets it):
       the CPU set-up shrunk to a few seconds per trial and 45 s of tuning,
       and 20 instead of 50 seeds for the simulations.
+
+    ``n_gpus`` and ``cores`` default to what this machine has.
     """
     import torch
     budget = budget or os.environ.get(BUDGET_VARIABLE, 'full')
     if budget not in ('full', 'test'):
         raise ValueError(f'{BUDGET_VARIABLE} must be "full" or "test", '
                          f'got {budget!r}')
-    cores = os.cpu_count() or 1
-    n_gpus = torch.cuda.device_count()
+    cores = cores or os.cpu_count() or 1
+    n_gpus = torch.cuda.device_count() if n_gpus is None else n_gpus
     if budget == 'test':
         return Setup('test', n_workers=2, max_wallclock_time=45,
                      sleep_time=0.5, threads_per_trial=1, n_seeds=20,
