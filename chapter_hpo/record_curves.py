@@ -8,12 +8,12 @@ the trial's process started:
 
     .venv/bin/python chapter_hpo/record_curves.py [--n_configs 64]
 
-This takes 15 to 25 minutes on 2 cores and rewrites ``curves_lenet.csv``
-beside this file; the section replays the table in Syne Tune's simulator.
-The committed table (65 configurations) was recorded so on a 2-core
-machine that was also running other work, so its times are somewhat
-noisier than on an idle machine. The first line of the file says when and
-how it was recorded.
+This takes about 15 minutes on an otherwise idle 2-core machine and
+rewrites ``curves_lenet.csv`` beside this file (the committed table, 65
+configurations, took 15.5 minutes); the section replays the table in Syne
+Tune's simulator. The first line of the file says when and how it was
+recorded. Elapsed times depend on the machine and on whatever else runs
+on it while recording.
 """
 import argparse
 import datetime
