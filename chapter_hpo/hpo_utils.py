@@ -248,7 +248,7 @@ def plot_best_so_far(exp, ax=None, label=None):
     return ax
 
 
-def plot_learning_curves(exp, trials, max_curves=60):
+def plot_learning_curves(exp, trials):
     """Validation error of every trial over true wall-clock time.
 
     Each curve is one trial; the marker at its end says how it ended.
@@ -257,7 +257,7 @@ def plot_learning_curves(exp, trials, max_curves=60):
     df = report_times(exp)
     d2l.set_figsize((6, 3))
     ax = d2l.plt.gca()
-    for trial_id in trials.index[:max_curves]:
+    for trial_id in trials.index:
         t = df[df.trial_id == trial_id]
         if not len(t):
             continue
@@ -273,8 +273,9 @@ def plot_learning_curves(exp, trials, max_curves=60):
                     color=color, label=status)
     ax.set_xlabel('wall-clock time (s)')
     ax.set_ylabel('validation error')
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize='small', loc='upper right')
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.0, 1.0),
+              frameon=False)
     ax.grid(alpha=0.3)
     return ax
 
