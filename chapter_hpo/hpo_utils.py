@@ -108,15 +108,33 @@ def search_space():
             'batch_size': randint(16, 256)}
 
 
-def plain_logger():
-    """A tuner log without colour codes or emoji, for a printed book.
+FIXED_ARGUMENTS = ('max_epochs', 'model', 'image_size', 'n_train')
 
-    ``TunerLogger(use_emojis=False)`` of Syne Tune 0.16 still prints two
-    emoji in its last message; this logger prints that message plainly.
+
+def plain_logger():
+    """A compact tuner log without colour codes or emoji, for a book.
+
+    It is Syne Tune's ``TunerLogger(use_colors=False, use_emojis=False)``
+    with three changes: a trial's start shows only the tuned
+    hyperparameters, rounded (the set-up's fixed arguments are printed
+    once, by ``choose_setup``); the periodic status is one line instead of
+    a table of all trials (the notebooks tabulate the trials afterwards);
+    and the last message has none of the two emoji that Syne Tune 0.16
+    prints regardless of ``use_emojis``.
     """
     from syne_tune.tuner_logger import TunerLogger
 
     class PlainTunerLogger(TunerLogger):
+        def print_trial_started(self, trial_id, config):
+            tuned = ', '.join(
+                f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                for k, v in config.items() if k not in FIXED_ARGUMENTS)
+            print(f'{self._get_timestamp()} trial {trial_id} started: '
+                  f'{tuned}')
+
+        def print_tuning_status(self, tuning_status):
+            print(str(tuning_status).strip().splitlines()[-1])
+
         def print_tuning_finished(self, results_path):
             print(f'Tuning finished; results are in {results_path}')
 
