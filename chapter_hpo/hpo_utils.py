@@ -165,9 +165,6 @@ def trial_table(exp):
     """
     t0 = exp.metadata['st_tuner_start_timestamp']
     df = exp.results
-    max_epochs = exp.metadata['config_space']
-    max_epochs = json.loads(max_epochs)['max_epochs'] \
-        if isinstance(max_epochs, str) else max_epochs['max_epochs']
     rows = []
     trial_dirs = [p for p in Path(exp.path).iterdir() if p.name.isdigit()]
     for trial_dir in sorted(trial_dirs, key=lambda p: int(p.name)):
@@ -187,7 +184,7 @@ def trial_table(exp):
                        validation_error=last['validation_error'],
                        test_error=last.get('test_error', np.nan),
                        best_error=reports['validation_error'].min())
-        if row['epochs'] >= max_epochs:
+        if row['epochs'] >= row['max_epochs']:  # from the trial's config
             status, end = 'completed', last_report
         elif killed is not None:
             decided = len(reports) and reports.iloc[-1]['st_decision'] \
