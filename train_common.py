@@ -18,6 +18,7 @@ differ only in *when* they report to Syne Tune. Everything else lives here:
 import argparse
 import fcntl
 import gzip
+import json
 import math
 import os
 import sys
@@ -28,6 +29,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+# When this module (and with it PyTorch) finished importing; the training
+# scripts import it before Syne Tune, see startup_breakdown
+TORCH_IMPORTED = time.time()
 
 DATA_FILE = 'fashion_mnist.pt'
 SYSTEM_DIR = '/usr/share/datasets/fashion-mnist'
@@ -312,21 +317,52 @@ def exit_now():
 
 
 def process_start_time():
-    """When this process started (seconds since the epoch)."""
-    import psutil  # a dependency of Syne Tune, pinned in requirements.txt
-    return psutil.Process().create_time()
+    """When this process started (seconds since the epoch).
+
+    On Linux from the kernel's start tick (10 ms resolution);
+    ``psutil.Process().create_time()`` adds the boot time, which the
+    kernel gives in whole seconds, and can be up to a second off.
+    """
+    try:
+        with open('/proc/self/stat') as f:
+            ticks = int(f.read().rsplit(')', 1)[1].split()[19])
+    except OSError:  # not Linux
+        import psutil  # a dependency of Syne Tune
+        return psutil.Process().create_time()
+    age = (time.clock_gettime(time.CLOCK_BOOTTIME)
+           - ticks / os.sysconf('SC_CLK_TCK'))
+    return time.time() - age
 
 
-def train(args, out=sys.stdout):
+STARTUP_TAG = '[start-up]'
+
+
+def startup_breakdown(started, entered, loaded, built):
+    """Seconds of a trial's start-up, by phase, from four time stamps.
+
+    ``started``: the process started; ``TORCH_IMPORTED``: this module,
+    and PyTorch with it, was imported (the scripts import it first);
+    ``entered``: ``train`` was called, after the script imported Syne
+    Tune; ``loaded``: the data is in memory; ``built``: the model is ready.
+    """
+    return {'python_and_torch': TORCH_IMPORTED - started,
+            'syne_tune': entered - TORCH_IMPORTED,
+            'data': loaded - entered, 'model': built - loaded,
+            'total': built - started}
+
+
+def train(args):
     """Train as ``args`` say; after every epoch yield ``(epoch, metrics)``.
 
     ``epoch`` counts from 1. ``metrics`` holds ``validation_error`` and
     ``elapsed_time`` (seconds since the process started, start-up
     included); after the last epoch also ``test_error``. If the loss
     becomes non-finite, training stops: that epoch is the last one yielded,
-    with the error the broken network really has.
+    with the error the broken network really has. Before training, prints
+    one line with the start-up breakdown (``STARTUP_TAG`` and JSON).
     """
     start = process_start_time()
+    entered = time.time()
     device = torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
     torch.manual_seed(args.seed)
     try:
@@ -334,14 +370,19 @@ def train(args, out=sys.stdout):
                                                  args.n_train)
     except DataUnavailableError as e:
         raise SystemExit(f'error: {e}') from None
+    loaded = time.time()
     model = build_model(args.model, args.image_size, device)
+    startup = startup_breakdown(start, entered, loaded, time.time())
+    print(STARTUP_TAG, json.dumps({k: round(v, 3)
+                                   for k, v in startup.items()}),
+          flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     threads = (f'{torch.get_num_threads()} CPU thread(s)'
                if device.type == 'cpu' else torch.cuda.get_device_name(device))
     print(f'model: {args.model} ({n_params:,} parameters), input: 1x'
           f'{args.image_size}x{args.image_size}, device: {device} '
           f'({threads}), images: {len(train_set[1])} train / '
-          f'{len(val_set[1])} validation', file=out, flush=True)
+          f'{len(val_set[1])} validation', flush=True)
     optimizer = SGD(model.parameters(), args.learning_rate, args.momentum)
     x_all, y_all = train_set
     for epoch in range(1, args.max_epochs + 1):
@@ -369,7 +410,7 @@ def train(args, out=sys.stdout):
         if diverged:
             print(f'epoch {epoch}: the loss became non-finite (learning '
                   f'rate {args.learning_rate} is too large); stopping '
-                  'training', file=out, flush=True)
+                  'training', flush=True)
         yield epoch, metrics
         if diverged:
             return

@@ -5,9 +5,9 @@ Syne Tune after every epoch (``epoch`` counts from 1), so that a scheduler
 such as ASHA can stop a poor trial early. Try it by hand with
 ``python train_script_report_eachepoch.py --max_epochs 2``.
 """
-from syne_tune import Reporter
+from train_common import exit_now, parse_args, train  # imports PyTorch
 
-from train_common import exit_now, parse_args, train
+from syne_tune import Reporter
 
 if __name__ == '__main__':
     args = parse_args(__doc__)

@@ -49,16 +49,21 @@ class Setup:
                 f'thread(s) per trial; fixed arguments: {args}')
 
 
+CPU_CONSTANTS = dict(max_epochs=27, model='lenet', image_size=28,
+                     n_train=8000)
+
+
 def choose_setup(budget=None, n_gpus=None, cores=None):
     """Pick the experiment's size from the hardware.
 
     * one to four GPUs: one worker per GPU (at most 4), AlexNet on 224x224
-      images, all 50,000 training images, 10 epochs, 10 minutes of tuning;
+      images; otherwise the CPU set-up's problem: 8,000 training images,
+      27 epochs, 8 minutes of tuning;
     * no GPU: two workers (or more, with more cores), a LeNet-style network
-      on 28x28 images, 20,000 training images, 8 epochs, 8 minutes;
+      on 28x28 images, 8,000 training images, 27 epochs, 8 minutes;
     * ``HPO_BUDGET=test`` in the environment (the test suite sets it):
-      the CPU set-up shrunk to a few seconds per trial and 45 s of tuning,
-      and 20 instead of 50 seeds for the simulations.
+      the same workers, but tiny trials (LeNet, 1,000 images, 9 epochs),
+      45 s of tuning and 20 instead of 50 simulated seeds.
 
     ``n_gpus`` and ``cores`` default to what this machine has.
     """
@@ -69,25 +74,26 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
                          f'got {budget!r}')
     cores = cores or os.cpu_count() or 1
     n_gpus = torch.cuda.device_count() if n_gpus is None else n_gpus
-    if budget == 'test':
-        return Setup('test', n_workers=2, max_wallclock_time=45,
-                     sleep_time=0.5, threads_per_trial=1, n_seeds=20,
-                     constants=dict(max_epochs=4, model='lenet',
-                                    image_size=28, n_train=2000))
     if n_gpus > 0:
         n_workers = min(4, n_gpus)
-        return Setup(f'{n_gpus} GPU(s)', n_workers=n_workers,
-                     max_wallclock_time=600, sleep_time=2.0,
-                     threads_per_trial=max(1, cores // n_workers),
-                     gpus_per_trial=1,
-                     constants=dict(max_epochs=10, model='alexnet',
-                                    image_size=224, n_train=50000))
-    n_workers = min(4, max(2, cores // 2))
-    return Setup('CPU', n_workers=n_workers, max_wallclock_time=480,
-                 sleep_time=0.5,
-                 threads_per_trial=max(1, cores // n_workers),
-                 constants=dict(max_epochs=8, model='lenet', image_size=28,
-                                n_train=20000))
+        setup = Setup(f'{n_gpus} GPU(s)', n_workers=n_workers,
+                      max_wallclock_time=480, sleep_time=0.5,
+                      threads_per_trial=max(1, cores // n_workers),
+                      gpus_per_trial=1,
+                      constants=dict(CPU_CONSTANTS, model='alexnet',
+                                     image_size=224))
+    else:
+        n_workers = min(4, max(2, cores // 2))
+        setup = Setup('CPU', n_workers=n_workers, max_wallclock_time=480,
+                      sleep_time=0.5,
+                      threads_per_trial=max(1, cores // n_workers),
+                      constants=dict(CPU_CONSTANTS))
+    if budget == 'test':
+        setup.name = f'test ({setup.name})'
+        setup.max_wallclock_time, setup.n_seeds = 45, 20
+        setup.constants = dict(max_epochs=9, model='lenet', image_size=28,
+                               n_train=1000)
+    return setup
 
 
 def search_space():

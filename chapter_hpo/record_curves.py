@@ -1,86 +1,213 @@
-"""Record full learning curves for the simulator in :numref:`sec_sh_async`.
+"""Record full learning curves of the CPU set-up for the simulator.
 
-Runs random search with the CPU set-up of the chapter (LeNet-style network,
-28x28 images, 20,000 training images, 8 epochs, 2 workers with one thread
-each), trains every sampled configuration for all epochs, and writes one row
-per (configuration, epoch) with the validation error and the seconds since
-the trial's process started:
+    .venv/bin/python chapter_hpo/record_curves.py [--n_configs 200]
 
-    .venv/bin/python chapter_hpo/record_curves.py [--n_configs 64]
+Configuration ``i`` is the ``i``-th draw from the chapter's search space
+with a fixed seed, so it is the same however many are recorded. Each one
+is trained for the set-up's full number of epochs by
+``train_script_report_eachepoch.py`` (a few processes at a time, one CPU
+thread each, as in the chapter's CPU set-up), and its rows (one per epoch:
+validation error, seconds since its process started, start-up time, and
+the test error after the last epoch) are appended to ``curves_lenet.csv``
+as soon as it ends.
 
-This takes about 15 minutes on an otherwise idle 2-core machine and
-rewrites ``curves_lenet.csv`` beside this file (the committed table, 65
-configurations, took 15.5 minutes); the section replays the table in Syne
-Tune's simulator. The first line of the file says when and how it was
-recorded. Elapsed times depend on the machine and on whatever else runs
-on it while recording.
+The recording resumes: run the command again, with the same or a larger
+``--n_configs``, and it trains only the configurations that are not in the
+file yet. It refuses to extend a file recorded with another set-up or seed.
+The comment lines at the top say on which machine, with which versions,
+set-up and seed the table was recorded, and each resumption adds a line.
+Elapsed times depend on the machine and on what else ran on it.
 """
 import argparse
 import datetime
 import os
 import platform
-import tempfile
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 OUTPUT = HERE / 'curves_lenet.csv'
+SCRIPT = ROOT / 'train_script_report_eachepoch.py'
+COLUMNS = ['config_id', 'learning_rate', 'momentum', 'batch_size', 'epoch',
+           'validation_error', 'elapsed_time', 'startup_time', 'test_error']
+
+
+def sample_configs(n, seed):
+    """The first ``n`` configurations drawn from the search space."""
+    import hpo_utils
+    rng = np.random.RandomState(seed)
+    space = hpo_utils.search_space()
+    return [{name: domain.sample(random_state=rng)
+             for name, domain in space.items()} for _ in range(n)]
+
+
+def header(setup, seed):
+    """The lines that must match for a file to be extended."""
+    fixed = ' '.join(f'{k}={v}' for k, v in setup.constants.items())
+    return [f'# set-up: {fixed} threads_per_trial=1',
+            f'# seed: {seed} (configuration i is the i-th draw from the '
+            'search space)']
+
+
+def machine():
+    import syne_tune
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f
+                       if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return (f'{cpu}, {os.cpu_count()} cores; Python '
+            f'{platform.python_version()}, torch {torch.__version__}, '
+            f'syne-tune {syne_tune.__version__}')
+
+
+def recorded_ids(path, lines):
+    """Configuration ids already in ``path``; check its set-up and seed."""
+    if not path.exists():
+        return set()
+    text = path.read_text()
+    missing = [line for line in lines if line not in text.splitlines()]
+    if missing:
+        raise SystemExit(
+            f'{path} was recorded with another set-up or seed; it lacks '
+            f'{missing}. Record to another --output, or delete the file.')
+    table = pd.read_csv(path, comment='#')
+    return set(table['config_id'].unique())
+
+
+def curve_rows(config_id, config, stdout):
+    """The rows of one finished trial, from its ``[tune-metric]`` lines."""
+    import json
+
+    from syne_tune.report import retrieve
+
+    from train_common import STARTUP_TAG
+    reports = retrieve(stdout.splitlines())
+    startup = next(json.loads(line[len(STARTUP_TAG):])['total']
+                   for line in stdout.splitlines()
+                   if line.startswith(STARTUP_TAG))
+    return [dict(config_id=config_id, **config, epoch=r['epoch'],
+                 validation_error=r['validation_error'],
+                 elapsed_time=r['elapsed_time'], startup_time=startup,
+                 test_error=r.get('test_error', np.nan)) for r in reports]
+
+
+def check_curve(rows, max_epochs):
+    """Complain unless the epochs are 1..max_epochs or end in divergence."""
+    epochs = [r['epoch'] for r in rows]
+    if epochs != list(range(1, len(epochs) + 1)) or not epochs:
+        return f'epochs {epochs} are not 1, 2, ...'
+    if len(epochs) < max_epochs and rows[-1]['validation_error'] != 1.0:
+        return f'stopped after {len(epochs)} epochs without diverging'
+    return None
+
+
+def launch(config, setup):
+    args = [sys.executable, str(SCRIPT)]
+    for name, value in dict(config, **setup.constants).items():
+        args += [f'--{name}', str(value)]
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    return subprocess.Popen(args, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=ROOT, start_new_session=True)
+
+
+def append(path, rows, first_lines):
+    new = not path.exists()
+    with open(path, 'a') as f:
+        if new:
+            f.write('\n'.join(first_lines) + '\n')
+            f.write(','.join(COLUMNS) + '\n')
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(
+            f, header=False, index=False, float_format='%.6g')
+
+
+def record(todo, configs, setup, output, n_workers, first_lines):
+    """Train the configurations in ``todo``, ``n_workers`` at a time."""
+    running, failures, done = {}, 0, 0
+    max_epochs = setup.constants['max_epochs']
+    started = time.time()
+    try:
+        while todo or running:
+            while todo and len(running) < n_workers:
+                i = todo.pop(0)
+                running[i] = launch(configs[i], setup)
+            time.sleep(0.2)
+            for i, proc in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[i]
+                out, err = proc.communicate()
+                rows = curve_rows(i, configs[i], out) if not \
+                    proc.returncode else []
+                problem = (f'exit code {proc.returncode}: '
+                           f'{err.strip()[-500:]}' if proc.returncode
+                           else check_curve(rows, max_epochs))
+                if problem:
+                    failures += 1
+                    print(f'configuration {i} failed ({problem}); it will '
+                          'be retried by the next run', flush=True)
+                    if failures > 3:
+                        raise SystemExit('more than 3 failures; stopping')
+                    continue
+                append(output, rows, first_lines)
+                first_lines = []
+                done += 1
+                minutes = (time.time() - started) / 60
+                print(f'configuration {i}: {len(rows)} epochs, final error '
+                      f'{rows[-1]["validation_error"]:.4f} '
+                      f'({done} done, {len(todo)} to go, {minutes:.1f} '
+                      'min)', flush=True)
+    finally:
+        for proc in running.values():  # interrupted: leave nothing behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--n_configs', type=int, default=64)
-    p.add_argument('--n_workers', type=int, default=2)
+    p.add_argument('--n_configs', type=int, default=200)
+    p.add_argument('--n_workers', type=int, default=2,
+                   help='trials at a time (the CPU set-up uses 2)')
     p.add_argument('--seed', type=int, default=1)
     p.add_argument('--output', type=Path, default=OUTPUT)
+    p.add_argument('--budget', default='full', choices=['full', 'test'],
+                   help='the set-up to record (test: tiny, for the tests)')
     args = p.parse_args()
-    os.environ['OMP_NUM_THREADS'] = '1'
-    os.environ.setdefault('SYNETUNE_FOLDER',
-                          tempfile.mkdtemp(prefix='record-curves-'))
-    from syne_tune import StoppingCriterion, Tuner
-    from syne_tune.backend import LocalBackend
-    from syne_tune.experiments import load_experiment
-    from syne_tune.optimizer.baselines import RandomSearch
-    from syne_tune.tuner_logger import TunerLogger
-
+    sys.path.insert(0, str(HERE))
     import hpo_utils
-    setup = hpo_utils.choose_setup('full')
-    if setup.name != 'CPU':
-        raise SystemExit('record_curves.py records the CPU set-up; hide '
-                         'the GPUs with CUDA_VISIBLE_DEVICES=""')
-    np.random.seed(args.seed)  # RandomSearch also draws from numpy's RNG
-    config_space = dict(hpo_utils.search_space(), **setup.constants)
-    scheduler = RandomSearch(config_space, metrics=['validation_error'],
-                             do_minimize=True, random_seed=args.seed)
-    tuner = Tuner(
-        trial_backend=LocalBackend(
-            entry_point=str(hpo_utils.ROOT /
-                            'train_script_report_eachepoch.py')),
-        scheduler=scheduler, n_workers=args.n_workers, sleep_time=0.5,
-        stop_criterion=StoppingCriterion(
-            max_num_trials_completed=args.n_configs),
-        max_failures=args.n_configs,
-        output_logger=TunerLogger(use_colors=False, use_emojis=False))
-    tuner.run()
-    df = load_experiment(tuner.name).results
-    n_epochs = setup.constants['max_epochs']
-    complete = df.groupby('trial_id')['epoch'].transform('max') == n_epochs
-    diverged = df.groupby('trial_id')['test_error'].transform(
-        lambda s: s.notna().any())  # the last report holds test_error
-    table = df[complete | diverged].rename(
-        columns=lambda c: c.replace('config_', ''))
-    table = table[['trial_id', 'learning_rate', 'momentum', 'batch_size',
-                   'epoch', 'validation_error', 'elapsed_time',
-                   'test_error']].sort_values(['trial_id', 'epoch'])
-    with open(args.output, 'w') as f:
-        f.write(f'# recorded by record_curves.py on '
-                f'{datetime.date.today()}, {platform.processor() or "CPU"}'
-                f' with {os.cpu_count()} cores, {args.n_workers} trials at '
-                f'a time, seed {args.seed}\n')
-        table.to_csv(f, index=False, float_format='%.6g')
-    print(f'wrote {table.trial_id.nunique()} configurations to '
-          f'{args.output}')
+    setup = hpo_utils.choose_setup(args.budget, n_gpus=0)
+    lines = header(setup, args.seed)
+    done = recorded_ids(args.output, lines)
+    todo = [i for i in range(args.n_configs) if i not in done]
+    now = datetime.datetime.now().isoformat(timespec='minutes')
+    what = 'started' if not done else f'resumed with {len(done)} done'
+    first_lines = [] if done else [
+        '# learning curves of the chapter\'s CPU set-up, recorded by '
+        'chapter_hpo/record_curves.py', *lines]
+    first_lines.append(f'# {what} {now} on {machine()}, '
+                       f'{args.n_workers} trials at a time')
+    if not todo:
+        print(f'all {args.n_configs} configurations are in {args.output}')
+        return
+    if done:
+        with open(args.output, 'a') as f:
+            f.write(first_lines[-1] + '\n')
+        first_lines = []
+    print(f'recording {len(todo)} configurations into {args.output}',
+          flush=True)
+    record(todo, sample_configs(args.n_configs, args.seed), setup,
+           args.output, args.n_workers, first_lines)
 
 
 if __name__ == '__main__':
