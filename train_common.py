@@ -344,19 +344,22 @@ def startup_breakdown(started, entered, loaded, built):
     and PyTorch with it, was imported (the scripts import it first);
     ``entered``: ``train`` was called, after the script imported Syne
     Tune; ``loaded``: the data is in memory; ``built``: the model is ready.
+    ``cpu``: CPU seconds the process used up to now.
     """
     return {'python_and_torch': TORCH_IMPORTED - started,
             'syne_tune': entered - TORCH_IMPORTED,
             'data': loaded - entered, 'model': built - loaded,
-            'total': built - started}
+            'total': built - started, 'cpu': time.process_time()}
 
 
 def train(args):
     """Train as ``args`` say; after every epoch yield ``(epoch, metrics)``.
 
-    ``epoch`` counts from 1. ``metrics`` holds ``validation_error`` and
+    ``epoch`` counts from 1. ``metrics`` holds ``validation_error``,
     ``elapsed_time`` (seconds since the process started, start-up
-    included); after the last epoch also ``test_error``. If the loss
+    included) and ``cpu_time`` (CPU seconds this process used so far,
+    which other load on the machine does not inflate); after the last
+    epoch also ``test_error``. If the loss
     becomes non-finite, training stops: that epoch is the last one yielded,
     with the error the broken network really has. Before training, prints
     one line with the start-up breakdown (``STARTUP_TAG`` and JSON).
@@ -407,6 +410,7 @@ def train(args):
             metrics['test_error'] = error_rate(model, *test_set,
                                                args.image_size, device)
         metrics['elapsed_time'] = time.time() - start
+        metrics['cpu_time'] = time.process_time()
         if diverged:
             print(f'epoch {epoch}: the loss became non-finite (learning '
                   f'rate {args.learning_rate} is too large); stopping '

@@ -7,16 +7,18 @@ with a fixed seed, so it is the same however many are recorded. Each one
 is trained for the set-up's full number of epochs by
 ``train_script_report_eachepoch.py`` (a few processes at a time, one CPU
 thread each, as in the chapter's CPU set-up), and its rows (one per epoch:
-validation error, seconds since its process started, start-up time, and
-the test error after the last epoch) are appended to ``curves_lenet.csv``
-as soon as it ends.
+validation error, seconds since its process started and CPU seconds it
+used, both also at the end of its start-up, and the test error after the
+last epoch) are appended to ``curves_lenet.csv`` as soon as it ends.
 
 The recording resumes: run the command again, with the same or a larger
 ``--n_configs``, and it trains only the configurations that are not in the
 file yet. It refuses to extend a file recorded with another set-up or seed.
 The comment lines at the top say on which machine, with which versions,
 set-up and seed the table was recorded, and each resumption adds a line.
-Elapsed times depend on the machine and on what else ran on it.
+Elapsed times depend on the machine and on what else ran on it; CPU
+times of these one-thread trials do not grow with other load, and on an
+otherwise idle machine they equal the elapsed times.
 """
 import argparse
 import datetime
@@ -36,7 +38,8 @@ ROOT = HERE.parent
 OUTPUT = HERE / 'curves_lenet.csv'
 SCRIPT = ROOT / 'train_script_report_eachepoch.py'
 COLUMNS = ['config_id', 'learning_rate', 'momentum', 'batch_size', 'epoch',
-           'validation_error', 'elapsed_time', 'startup_time', 'test_error']
+           'validation_error', 'elapsed_time', 'cpu_time', 'startup_time',
+           'startup_cpu_time', 'test_error']
 
 
 def sample_configs(n, seed):
@@ -93,12 +96,14 @@ def curve_rows(config_id, config, stdout):
 
     from train_common import STARTUP_TAG
     reports = retrieve(stdout.splitlines())
-    startup = next(json.loads(line[len(STARTUP_TAG):])['total']
+    startup = next(json.loads(line[len(STARTUP_TAG):])
                    for line in stdout.splitlines()
                    if line.startswith(STARTUP_TAG))
     return [dict(config_id=config_id, **config, epoch=r['epoch'],
                  validation_error=r['validation_error'],
-                 elapsed_time=r['elapsed_time'], startup_time=startup,
+                 elapsed_time=r['elapsed_time'], cpu_time=r['cpu_time'],
+                 startup_time=startup['total'],
+                 startup_cpu_time=startup['cpu'],
                  test_error=r.get('test_error', np.nan)) for r in reports]
 
 
