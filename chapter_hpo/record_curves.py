@@ -128,13 +128,12 @@ def launch(config, setup):
 
 
 def append(path, rows, first_lines):
-    new = not path.exists()
-    with open(path, 'a') as f:
-        if new:
-            f.write('\n'.join(first_lines) + '\n')
-            f.write(','.join(COLUMNS) + '\n')
-        pd.DataFrame(rows, columns=COLUMNS).to_csv(
-            f, header=False, index=False, float_format='%.6g')
+    text = pd.DataFrame(rows, columns=COLUMNS).to_csv(
+        header=False, index=False, float_format='%.6g')
+    if not path.exists():
+        text = '\n'.join([*first_lines, ','.join(COLUMNS), text])
+    with open(path, 'a') as f:  # one write: a curve is in whole or not
+        f.write(text)
 
 
 def record(todo, configs, setup, output, n_workers, first_lines):
@@ -179,7 +178,14 @@ def record(todo, configs, setup, output, n_workers, first_lines):
             proc.wait()
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f'signal {signum}')
+
+
 def main():
+    # SIGTERM (kill, a cancelled job) ends the recording as Ctrl+C does:
+    # running trials are killed, finished curves are already in the file
+    signal.signal(signal.SIGTERM, _interrupt)
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n_configs', type=int, default=200)
     p.add_argument('--n_workers', type=int, default=2,
