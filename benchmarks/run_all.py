@@ -6,6 +6,7 @@ Measures on this machine, in the chapter's CPU set-up (parts in brackets):
 
 * [throughput] seconds per epoch and images per second of both training
   scripts next to the compute bound (``benchmarks/throughput.py``);
+* [startup] a trial's start-up by phase (``benchmarks/startup.py``);
 * [tuner] real ``LocalBackend`` runs of random search and of ASHA: the
   fraction of worker time spent in trials, the gap between one trial's end
   and the next start on a worker, and the epochs a trial ran after the
@@ -13,9 +14,11 @@ Measures on this machine, in the chapter's CPU set-up (parts in brackets):
 * [sections] wall time of each section run end to end as a notebook, in
   the test budget (``HPO_BUDGET=test``) and, unless ``--quick``, in the
   CPU set-up;
-* [simulation] from the simulator, over 50 seeds: median time for random
-  search, ASHA and asynchronous Hyperband to reach fixed target errors, and
-  the speed-up of random search with 1, 2, 4 and 8 workers;
+* [simulation] from the simulator, over 50 seeds: the recorded table's
+  size; median time of each method to reach random search's median error
+  after 8 minutes, its ratio to random search's with 95% bootstrap
+  intervals and paired counts; the same ratio for 9 and 27 epochs and
+  three start-up costs; the speed-up of random search for 1 to 32 workers;
 * [book] book build time (HTML, test budget) cold and with the evaluated
   notebooks cached, in a scratch copy of the repository.
 
@@ -41,7 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'chapter_hpo'))
 RESULTS = ROOT / 'benchmarks' / 'results.md'
-PARTS = ('throughput', 'tuner', 'sections', 'simulation', 'book')
+PARTS = ('throughput', 'startup', 'tuner', 'sections', 'simulation',
+         'book')
 
 
 def machine():
@@ -178,31 +182,52 @@ def part_sections(rows, quick):
                          f'{seconds:.0f} s'))
 
 
+def part_startup(rows):
+    from benchmarks.startup import startup_phases
+    phases = startup_phases()
+    rows.append(('startup', 'trial start-up by phase, median of 5 '
+                 'processes (CPU set-up, 1 thread)',
+                 ', '.join(f'{k} {v:.2f} s' for k, v in phases.items())))
+
+
 def part_simulation(rows, n_seeds):
+    """Methods compared on the recorded table, with 95% intervals."""
     import hpo_sim
     curves = hpo_sim.load_curves()
-    methods = ['random search', 'ASHA', 'Hyperband']
-    runs = hpo_sim.run_many(methods, seeds=range(n_seeds), curves=curves,
-                            n_workers=2, max_wallclock_time=960)
-    at_480 = hpo_sim.best_so_far_quantiles(runs, grid=[480])
-    rs_final = at_480.set_index('method').loc['random search', 'median']
-    for target in (0.15, 0.13, rs_final):
-        reach = hpo_sim.time_to_reach(runs, target)
-        med = reach.groupby('method')['time'].median()
-        name = (f'RS median error at 480 s ({target:.4f})'
-                if target == rs_final else f'{target}')
-        rows.append(('simulation', f'median time to error <= {name}, '
-                     f'{n_seeds} seeds, 2 workers',
-                     ', '.join(f'{m} {med[m]:.0f} s' for m in methods)))
-    reach = hpo_sim.time_to_reach(runs, rs_final)
-    med = reach.groupby('method')['time'].median()
-    rows.append(('simulation', 'ASHA time / random search time to that '
-                 'error', f'{med["ASHA"] / med["random search"]:.2f}'))
-    table = hpo_sim.speedup(curves=curves, seeds=range(n_seeds))
-    for _, r in table.iterrows():
-        rows.append(('simulation', f'random search speed-up, '
-                     f'{int(r.n_workers)} workers',
-                     f'{r.speedup:.2f} ({r.efficiency:.2f} K)'))
+    last = curves.groupby('config_id').last()
+    size = hpo_sim.CURVES.stat().st_size
+    rows.append(('simulation', f'recorded table {hpo_sim.CURVES.name}',
+                 f'{len(last)} configurations x {curves.epoch.max()} '
+                 f'epochs, {size / 1e6:.2f} MB; trials\' CPU time '
+                 f'{last.cpu_time.sum() / 60:.0f} min (recording with 2 '
+                 f'at a time: {last.cpu_time.sum() / 120:.0f} min on an '
+                 'idle machine)'))
+    methods = list(hpo_sim.METHODS)
+    runs = hpo_sim.run_many(methods, range(n_seeds), curves, n_workers=2,
+                            max_wallclock_time=960)
+    target = hpo_sim.best_so_far_quantiles(
+        runs[runs['method'] == 'random search'], [480])['median'].item()
+    table = hpo_sim.compare(runs, target)
+    for method, r in table.iterrows():
+        rows.append((
+            'simulation', f'{method}: median time to RS\'s 480 s median '
+            f'error {target:.4f}, {n_seeds} seeds, 2 workers',
+            f'{r.median_time:.0f} s [{r.low:.0f}, {r.high:.0f}]; '
+            f'/ RS {r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]; '
+            f'first in {r.first:g} of {r.seeds:g} seeds'))
+    startup = float(curves.loc[curves.epoch == 1,
+                               'startup_cpu_time'].median())
+    saving = hpo_sim.saving_sweep(curves, [0.0, startup, 2 * startup],
+                                  [9, 27], range(n_seeds))
+    for _, r in saving.iterrows():
+        rows.append(('simulation', f'ASHA / RS time, r_max {r.epochs:g}, '
+                     f'start-up {r.startup:.1f} s',
+                     f'{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}]'))
+    speedup = hpo_sim.speedup(curves, seeds=range(n_seeds))
+    for k, r in speedup.iterrows():
+        rows.append(('simulation', f'random search speed-up, {k} workers',
+                     f'{r.speedup:.2f} [{r.low:.2f}, {r.high:.2f}] '
+                     f'({r.efficiency:.2f} K)'))
 
 
 def part_book(rows):
@@ -238,6 +263,8 @@ def main():
         print(f'[run_all] {part} ...', flush=True)
         if part == 'throughput':
             part_throughput(rows)
+        elif part == 'startup':
+            part_startup(rows)
         elif part == 'tuner':
             part_tuner(rows, 60 if args.quick else 180)
         elif part == 'sections':

@@ -165,9 +165,9 @@ def make_blackbox(curves):
     recorded ids, so every draw is a recorded configuration (sampling the
     three hyperparameters separately would produce unrecorded ones). Its
     fidelity is ``epoch``; its objectives are ``validation_error`` and the
-    cumulative ``cpu_time``, the simulator's clock. The subclass looks rows up by
-    ``config_id``, since ``BlackboxTabular``'s own lookup fails for a
-    single hyperparameter column.
+    cumulative ``cpu_time``, the simulator's clock. The subclass looks
+    rows up by ``config_id``, since ``BlackboxTabular``'s own lookup fails
+    for a single hyperparameter column.
     """
     from syne_tune.blackbox_repository.blackbox_tabular import (
         BlackboxTabular)
@@ -647,24 +647,33 @@ def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
 def cached(path, compute, **params):
     """``compute(**params)``, stored in the CSV file ``path``.
 
-    The file's first line records the parameters and a hash of the
-    recorded table (``params['curves']``); a file whose line differs is
-    recomputed and overwritten, so deleting it, changing a parameter or
-    re-recording the curves all lead to a fresh computation.
+    The file's first line records the function, the parameters and a hash
+    of the file of every table among them (``curves`` from
+    :func:`load_curves`); a file whose line differs is recomputed and
+    overwritten, so deleting it, changing a parameter or re-recording the
+    curves all lead to a fresh computation. A named index is kept. The
+    table is always returned as read from the file, so a fresh and a
+    stored result print alike.
     """
     key = {k: (hashlib.sha256(Path(v.attrs['source']).read_bytes())
                .hexdigest()[:16] if isinstance(v, pd.DataFrame) else
                list(v) if isinstance(v, range) else v)
            for k, v in params.items()}
+    key['function'] = compute.__name__
     line = '# ' + json.dumps(key, sort_keys=True, default=str)
     path = Path(path)
-    if path.exists() and path.read_text().split('\n', 1)[0] == line:
-        return pd.read_csv(path, comment='#')
-    table = compute(**params)
-    with open(path, 'w') as f:
-        f.write(line + '\n')
-        table.to_csv(f, index=False, float_format='%.6g')
-    return table
+    if not (path.exists() and
+            path.read_text().split('\n', 1)[0] == line):
+        table = compute(**params)
+        index = table.index.name
+        with open(path, 'w') as f:
+            f.write(line + '\n')
+            f.write(f'# index: {index or ""}\n')
+            (table.reset_index() if index else table).to_csv(
+                f, index=False, float_format='%.6g')
+    index = path.read_text().split('\n', 2)[1][len('# index: '):]
+    table = pd.read_csv(path, comment='#')
+    return table.set_index(index) if index else table
 
 
 def plot_quantiles(quantiles, methods=None, target=None, ylim=None):
@@ -724,3 +733,65 @@ def describe_run(place, horizon):
             f'ended worse (simulated median {place["median"]:.4f}, '
             f'quartiles {place["q25"]:.4f} to {place["q75"]:.4f}): '
             f'{verdict}.')
+
+
+def plot_run_over_band(times, errors, sims=None, label='this run'):
+    """A real run's best error so far, over the median and quartiles of
+    simulated runs (:func:`run_many` output of one method) if given.
+
+    The y-axis is zoomed to where the curves are after the first tenth of
+    the run.
+    """
+    from d2l import torch as d2l
+    times, errors = np.asarray(times, float), np.asarray(errors, float)
+    order = np.argsort(times, kind='stable')
+    times, best = times[order], np.minimum.accumulate(errors[order])
+    d2l.set_figsize((6, 3))
+    ax = d2l.plt.gca()
+    horizon = times.max()
+    low, high = best.min(), best[times >= horizon / 10][0]
+    if sims is not None:
+        grid = np.linspace(0, sims['time'].max(), 400)
+        q = best_so_far_quantiles(sims, grid)
+        method = q['method'].iloc[0]
+        ax.fill_between(q['time'], q['q25'], q['q75'], step='post',
+                        color='C0', alpha=0.2, linewidth=0,
+                        label=f'simulated {method}: quartiles')
+        ax.step(q['time'], q['median'], where='post', color='C0',
+                label=f'simulated {method}: median')
+        horizon = max(horizon, grid[-1])
+        after = q[q['time'] >= horizon / 10]
+        low = min(low, after['q25'].min())
+        high = max(high, after['median'].iloc[0])
+    ax.step(times, best, where='post', color='C3', linewidth=2,
+            label=label)
+    margin = 0.1 * (high - low) + 0.002
+    ax.set_ylim(low - margin, min(1.0, high + margin))
+    ax.set_xlim(0, horizon)
+    ax.set_xlabel('wall-clock time (s)')
+    ax.set_ylabel('best validation error')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize='small')
+    return ax
+
+
+def plot_saving(saving):
+    """ASHA's time to random search's target, relative to random search,
+    against the start-up cost; one line per number of epochs, with 95%
+    intervals. ``saving`` comes from :func:`saving_sweep`."""
+    from d2l import torch as d2l
+    d2l.set_figsize((4.5, 3))
+    ax = d2l.plt.gca()
+    for i, (epochs, rows) in enumerate(saving.groupby('epochs')):
+        ax.errorbar(rows['startup'], rows['ratio'],
+                    yerr=[rows['ratio'] - rows['low'],
+                          rows['high'] - rows['ratio']],
+                    marker='o', capsize=3, color=f'C{i}',
+                    label=f'r_max = {epochs} epochs')
+    ax.axhline(1.0, color='gray', linestyle=':', linewidth=1)
+    ax.set_xlabel('start-up cost per trial (s)')
+    ax.set_ylabel('ASHA time / random search time')
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize='small')
+    return ax

@@ -332,51 +332,20 @@ def plot_timeline(trials, n_workers, label_trials=True):
     return workers
 
 
-def schedule(durations, n_workers, synchronous):
-    """Start and end times of trials with given durations on n workers.
-
-    Asynchronous: a trial starts as soon as any worker is free.
-    Synchronous: trials run in rounds of ``n_workers``; a round starts only
-    when every trial of the previous round has finished.
-    """
-    durations = np.asarray(durations, dtype=float)
-    starts, workers = np.zeros(len(durations)), np.zeros(len(durations), int)
-    free_at, round_start = np.zeros(n_workers), 0.0
-    for i, d in enumerate(durations):
-        if synchronous:
-            if i % n_workers == 0 and i > 0:
-                round_start = free_at.max()
-            w = i % n_workers
-            starts[i] = round_start
-        else:
-            w = int(np.argmin(free_at))
-            starts[i] = free_at[w]
-        workers[i] = w
-        free_at[w] = starts[i] + d
-    return starts, starts + durations, workers
-
-
-def plot_sync_vs_async(durations, n_workers):
-    """Schedule the same trials both ways; return both busy fractions."""
+def plot_schedules(schedules):
+    """Gantt charts of trials scheduled in different ways, one above the
+    other; ``schedules`` maps a name to ``(starts, ends, workers)``."""
     from d2l import torch as d2l
-    durations = np.asarray(durations, dtype=float)
-    fig, axes = d2l.plt.subplots(2, 1, sharex=True,
-                                 figsize=(6, 0.7 * n_workers + 1.6))
-    result = {}
-    for ax, sync in zip(axes, (True, False)):
-        starts, ends, workers = schedule(durations, n_workers, sync)
-        colors = ['C0' if i % 2 == 0 else 'C9'
-                  for i in range(len(durations))]
+    n_workers = max(int(w.max()) for _, _, w in schedules.values()) + 1
+    fig, axes = d2l.plt.subplots(
+        len(schedules), 1, sharex=True,
+        figsize=(6, 0.35 * len(schedules) * n_workers + 1.6))
+    for ax, (name, (starts, ends, workers)) in zip(axes, schedules.items()):
+        colors = ['C0' if i % 2 == 0 else 'C9' for i in range(len(starts))]
         _gantt(ax, starts, ends, workers, colors)
-        name = 'synchronous' if sync else 'asynchronous'
-        busy = durations.sum() / (n_workers * ends.max())
-        result[name] = dict(makespan=ends.max(), busy_fraction=busy)
-        ax.set_title(f'{name}: all done after {ends.max():.0f} s, '
-                     f'workers busy {100 * busy:.0f}% of the time',
-                     fontsize='small')
+        ax.set_title(name, fontsize='small')
     axes[-1].set_xlabel('wall-clock time (s)')
     fig.tight_layout()
-    return result
 
 
 def failed_trials(trials, n_lines=5):
@@ -440,3 +409,25 @@ def plot_rung_occupancy(occupancy):
     ax.set_xlabel('epochs (rung level)')
     ax.set_ylabel('trials reaching it')
     return ax
+
+
+def startup_times(exp):
+    """Each trial's start-up in seconds, by phase, from its own output.
+
+    The training scripts print one line with the tag
+    ``train_common.STARTUP_TAG`` before training; columns:
+    ``python_and_torch``, ``syne_tune``, ``data``, ``model``, ``total``.
+    """
+    from train_common import STARTUP_TAG
+    rows = {}
+    for trial_dir in Path(exp.path).iterdir():
+        out = trial_dir / 'std.out'
+        if not (trial_dir.name.isdigit() and out.exists()):
+            continue
+        for line in out.read_text().splitlines():
+            if line.startswith(STARTUP_TAG):
+                rows[int(trial_dir.name)] = json.loads(
+                    line[len(STARTUP_TAG):])
+    table = pd.DataFrame.from_dict(rows, orient='index').sort_index()
+    return table[['python_and_torch', 'syne_tune', 'data', 'model',
+                  'total']]

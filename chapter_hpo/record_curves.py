@@ -217,8 +217,12 @@ def main():
         first_lines = []
     print(f'recording {len(todo)} configurations into {args.output}',
           flush=True)
-    record(todo, sample_configs(args.n_configs, args.seed), setup,
-           args.output, args.n_workers, first_lines)
+    try:
+        record(todo, sample_configs(args.n_configs, args.seed), setup,
+               args.output, args.n_workers, first_lines)
+    except KeyboardInterrupt:
+        raise SystemExit(f'interrupted; the finished curves are in '
+                         f'{args.output}: run the command again to go on')
 
 
 if __name__ == '__main__':

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / 'chapter_hpo'))
 import hpo_utils  # noqa: E402
 
 pytestmark = pytest.mark.book
-SECTIONS = {'rs-async': 4, 'sh-async': 4}  # section: figures it draws
+SECTIONS = {'rs-async': 5, 'sh-async': 6}  # section: figures it draws
 
 
 def outputs(name):
@@ -82,7 +82,7 @@ def test_rung_levels_printed_are_the_formula(html_build):
     m = re.search(r'rung levels: \[([\d, ]+)\] ; r_max = (\d+)', text)
     levels = [int(v) for v in m.group(1).split(',')]
     r_max = int(m.group(2))
-    grace, eta = 1, 2  # as passed to ASHA in the section
+    grace, eta = 1, 3  # as passed to ASHA in the section
     expected = [grace * eta ** k for k in range(10)
                 if grace * eta ** k < r_max]
     assert levels == expected

@@ -61,6 +61,7 @@ def test_refuses_to_mix_seeds(tmp_path):
     other = record(out, '--n_configs', '2', '--seed', '2')
     assert other.returncode != 0
     assert 'recorded with another set-up or seed' in other.stderr
+    assert 'Traceback' not in other.stderr
     assert out.read_text() == before
 
 
@@ -93,6 +94,9 @@ def test_interrupt_keeps_finished_curves_and_kills_trials(tmp_path, sig):
         assert trials, 'nothing was running when interrupted'
         proc.send_signal(sig)
         proc.wait(timeout=60)
+        err = proc.stderr.read()
+        assert 'interrupted; the finished curves are in' in err
+        assert 'Traceback' not in err
         gone, alive = psutil.wait_procs(trials, timeout=10)
         assert not alive, f'trials left running: {alive}'
     finally:

@@ -30,3 +30,21 @@ def test_every_shown_excerpt_is_verbatim(section):
     for block in shown_blocks(section):
         found = [name for name, text in sources.items() if block in text]
         assert found, f'{section} shows code found in no file:\n{block}'
+
+
+def test_shown_search_space_is_the_one_both_sections_tune():
+    """rs-async.md spells the search space out; sh-async.md, the recorder
+    of the simulator's table and the tests use hpo_utils.search_space()."""
+    import hpo_utils
+    from syne_tune import config_space as cs
+    text = (ROOT / 'chapter_hpo' / 'rs-async.md').read_text()
+    literal = re.search(r'^config_space = (\{\n.*?^\})$', text,
+                        re.S | re.M).group(1)
+    shown = eval(literal, {name: getattr(cs, name) for name in
+                           ('loguniform', 'uniform', 'randint')})
+    expected = hpo_utils.search_space()
+    assert list(shown) == list(expected)
+    for name, domain in expected.items():
+        assert type(shown[name]) is type(domain)
+        assert (shown[name].lower, shown[name].upper) == \
+            (domain.lower, domain.upper)

@@ -310,3 +310,21 @@ def test_stopping_at_a_target_keeps_the_time_to_reach_it(curves):
     assert len(short) < len(full)
     pd.testing.assert_series_equal(hpo_sim.time_to_reach(full, target),
                                    hpo_sim.time_to_reach(short, target))
+
+
+def test_cached_recomputes_only_when_something_changed(curves, tmp_path):
+    calls = []
+
+    def compute(curves, factor):
+        calls.append(factor)
+        return pd.DataFrame({'k': [1, 2], 'value': [factor, 2 * factor]}
+                            ).set_index('k')
+
+    path = tmp_path / 'cache.csv'
+    first = hpo_sim.cached(path, compute, curves=curves, factor=1.5)
+    again = hpo_sim.cached(path, compute, curves=curves, factor=1.5)
+    assert calls == [1.5]
+    pd.testing.assert_frame_equal(first, again)
+    assert first.index.name == 'k' and first.loc[2, 'value'] == 3.0
+    hpo_sim.cached(path, compute, curves=curves, factor=2.0)
+    assert calls == [1.5, 2.0]
