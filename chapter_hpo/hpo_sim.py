@@ -532,14 +532,20 @@ def bootstrap_interval(values, statistic, n_boot=2000, seed=0):
     values = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(len(values), size=(n_boot, len(values)))
-    stats = np.array([statistic(values[i]) for i in idx])
-    # no interpolation: statistics may be infinite (never reached)
+    with np.errstate(invalid='ignore'):
+        stats = np.array([statistic(values[i]) for i in idx])
+    # no interpolation, since statistics may be infinite (never reached);
+    # undefined ones (a ratio of two infinite times) are left out
+    stats = stats[~np.isnan(stats)]
+    if not len(stats):
+        return (np.nan, np.nan)
     return tuple(np.quantile(stats, [0.025, 0.975],
                              method='inverted_cdf'))
 
 
 def _median_ratio(pair):
-    return np.median(pair[:, 0]) / np.median(pair[:, 1])
+    with np.errstate(invalid='ignore'):  # inf / inf is undefined: NaN
+        return np.median(pair[:, 0]) / np.median(pair[:, 1])
 
 
 def compare(runs, target, reference='random search'):
