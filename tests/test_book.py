@@ -18,18 +18,15 @@ Marks: ``book`` (the tests that build) and ``pdf`` (the PDF build)::
     .venv/bin/python -m pytest -m "not book"     # everything but the book
 """
 import configparser
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tools.browser import inspect_page
 
-from tools.browser import inspect_page  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BUILD = ROOT / '_build'
 SHOTS = BUILD / 'screenshots'
@@ -67,6 +64,27 @@ def test_config_is_strict_and_offline():
     extensions = config['build']['sphinx_extensions'].split()
     assert 'sphinx-mathjax-offline' in extensions
     assert 'tools.sphinx_offline' in extensions
+
+
+def test_browser_check_sees_what_a_page_does(tmp_path):
+    """tools.browser, offline, on a page with every kind of problem."""
+    page = tmp_path / 'page.html'
+    page.write_text(
+        '<html><body><h1>$x$ and **y**</h1><img src="missing.png">'
+        '<img src="https://example.invalid/remote.png">'
+        '<script>console.error("logged"); throw new Error("thrown")'
+        '</script></body></html>')
+    shot = tmp_path / 'shot.png'
+    report = inspect_page(page, shot)
+    assert page.as_uri() in report['requests']
+    assert 'https://example.invalid/remote.png' in report['requests']
+    failed = dict(report['failed'])
+    assert failed[(tmp_path / 'missing.png').as_uri()].startswith('net::')
+    assert any('thrown' in e for e in report['exceptions'])
+    assert any('logged' in e for e in report['console_errors'])
+    assert report['raw_markup'] == ['**', '$']
+    assert [im['natural_width'] for im in report['images']] == [0, 0]
+    assert shot.exists()
 
 
 @book
