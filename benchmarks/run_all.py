@@ -87,6 +87,7 @@ def tuner_run(method, seconds, folder):
     from syne_tune.backend import LocalBackend
     from syne_tune.experiments import load_experiment
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
+    hpo_utils.stop_trials_on_sigterm()  # `kill` must not orphan trials
     setup = hpo_utils.choose_setup('full')
     np.random.seed(0)
     space = dict(hpo_utils.search_space(), **setup.constants)

@@ -4,7 +4,6 @@ Most tests replay a small synthetic table written here, so they run
 without the recorded curves; the last one checks the recorded table itself
 (skipped until record_curves.py has written it).
 """
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,6 @@ import pandas as pd
 import pytest
 
 CHAPTER = Path(__file__).resolve().parents[1] / 'chapter_hpo'
-if str(CHAPTER) not in sys.path:
-    sys.path.insert(0, str(CHAPTER))
 
 import hpo_sim  # noqa: E402
 

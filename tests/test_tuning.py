@@ -311,3 +311,14 @@ def test_terminated_tuner_leaves_no_trial_running(tmp_path):
     _, alive = psutil.wait_procs(trials, timeout=10)
     assert alive == [], f'orphan trial processes: {alive}'
     assert code != 0  # it was terminated, not finished
+
+
+def test_sigterm_outside_tuning_still_terminates():
+    code = ('import sys, time; sys.path.insert(0, {!r}); import hpo_utils; '
+            'hpo_utils.stop_trials_on_sigterm(); print("ready", flush=True); '
+            'time.sleep(60)').format(str(ROOT / 'chapter_hpo'))
+    proc = subprocess.Popen([sys.executable, '-c', code],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == 'ready\n'
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
