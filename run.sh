@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES="dataset-fashion-mnist pandoc chromium poppler-utils"
+APT_PACKAGES="dataset-fashion-mnist pandoc chromium chromium-driver \
+poppler-utils"
 APT_PDF_PACKAGES="texlive-xetex texlive-fonts-recommended latexmk \
 texlive-latex-recommended texlive-latex-extra fonts-freefont-otf librsvg2-bin"
 VENV=.venv

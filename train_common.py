@@ -48,6 +48,15 @@ class DataUnavailableError(RuntimeError):
     """No source of Fashion-MNIST could be used."""
 
 
+class CorruptDataError(DataUnavailableError):
+    """The prepared data file cannot be read or holds something else."""
+
+
+# what a complete prepared file holds: key -> shape (all uint8)
+PREPARED_SHAPES = {'train_x': (60000, 28, 28), 'train_y': (60000,),
+                   'test_x': (10000, 28, 28), 'test_y': (10000,)}
+
+
 def data_dir():
     """Where prepared data lives: ``$HPO_DATA_DIR`` or ``data/`` here."""
     default = Path(__file__).resolve().parent / 'data'
@@ -89,42 +98,72 @@ def _missing_message(reasons):
             'torchvision can download the data set.')
 
 
-def prepare_data(directory=None, verbose=True):
+def _read_prepared(path):
+    """Load the prepared file; raise ``CorruptDataError`` if it is bad."""
+    try:
+        data = torch.load(path)
+    except Exception as e:  # torch raises many kinds for damaged files
+        reason = str(e).strip().split('. ')[0]  # the first sentence
+        raise CorruptDataError(f'{path} cannot be read '
+                               f'({type(e).__name__}: {reason})') from None
+    shapes = ({k: tuple(v.shape) for k, v in data.items()
+               if isinstance(v, torch.Tensor) and v.dtype == torch.uint8}
+              if isinstance(data, dict) else {})
+    if shapes != PREPARED_SHAPES:
+        raise CorruptDataError(f'{path} does not hold the prepared '
+                               'Fashion-MNIST tensors')
+    return data
+
+
+def prepare_data(directory=None, verbose=True, replace_corrupt=False):
     """Make sure the prepared data file exists and return its path.
 
     Safe to call from many processes at once: a file lock serialises the
     preparation and the file appears atomically, complete or not at all.
+    With ``replace_corrupt``, an existing file that cannot be read is
+    prepared again (under the same lock; a file that another process has
+    repaired meanwhile is kept).
     """
     directory = Path(directory or data_dir())
     target = directory / DATA_FILE
-    if target.exists():
+    if target.exists() and not replace_corrupt:
         return target
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / '.prepare.lock', 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if target.exists():  # another process finished it meanwhile
-            return target
-        system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR',
-                                         SYSTEM_DIR))
-        reasons = [f'prepared data {target}: not found']
-        if all((system_dir / n).exists() for n in RAW_FILES.values()):
-            tensors, source = _from_idx_dir(system_dir), str(system_dir)
-        else:
-            reasons.append(f'Debian package files in {system_dir}: '
-                           'not found')
+        if target.exists():
+            if not replace_corrupt:  # another process finished it
+                return target
             try:
-                tensors = _from_torchvision(directory / 'torchvision')
-                source = 'torchvision download'
-            except Exception as e:  # no network, proxy, server error, ...
-                reasons.append(f'torchvision download: failed ({e})')
-                raise DataUnavailableError(_missing_message(reasons)) \
-                    from None
-        tmp = directory / f'.{DATA_FILE}.{os.getpid()}.tmp'
-        torch.save(tensors, tmp)
-        os.replace(tmp, target)
-        if verbose:
-            print(f'Prepared Fashion-MNIST from {source} in {target}')
+                _read_prepared(target)
+                return target  # repaired by another process meanwhile
+            except CorruptDataError as e:
+                reasons = [str(e)]
+        else:
+            reasons = [f'prepared data {target}: not found']
+        _prepare_from_sources(directory, target, reasons, verbose)
     return target
+
+
+def _prepare_from_sources(directory, target, reasons, verbose):
+    """Write ``target`` from the first source that works (lock held)."""
+    system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR',
+                                     SYSTEM_DIR))
+    if all((system_dir / n).exists() for n in RAW_FILES.values()):
+        tensors, source = _from_idx_dir(system_dir), str(system_dir)
+    else:
+        reasons.append(f'Debian package files in {system_dir}: not found')
+        try:
+            tensors = _from_torchvision(directory / 'torchvision')
+            source = 'torchvision download'
+        except Exception as e:  # no network, proxy, server error, ...
+            reasons.append(f'torchvision download: failed ({e})')
+            raise DataUnavailableError(_missing_message(reasons)) from None
+    tmp = directory / f'.{DATA_FILE}.{os.getpid()}.tmp'
+    torch.save(tensors, tmp)
+    os.replace(tmp, target)
+    if verbose:
+        print(f'Prepared Fashion-MNIST from {source} in {target}')
 
 
 def load_data(image_size=28, n_train=None):
@@ -133,9 +172,24 @@ def load_data(image_size=28, n_train=None):
     Images are ``uint8`` tensors of shape ``(n, 1, 28, 28)``; resizing to
     ``image_size`` happens per batch, on the device (see ``to_input``).
     ``n_train`` keeps only the first ``n_train`` training images, to shrink
-    runs; the validation and test sets are never shrunk.
+    runs; the validation and test sets are never shrunk. A prepared file
+    that cannot be read (say, truncated) is prepared again, with one line
+    on standard error saying so.
     """
-    data = torch.load(prepare_data(verbose=False))
+    path = prepare_data(verbose=False)
+    try:
+        data = _read_prepared(path)
+    except CorruptDataError as e:
+        print(f'warning: {e}; preparing it again', file=sys.stderr,
+              flush=True)
+        path = prepare_data(verbose=False, replace_corrupt=True)
+        try:
+            data = _read_prepared(path)
+        except CorruptDataError as again:
+            raise CorruptDataError(
+                f'{again}, even after preparing it again; check the disk '
+                f'(space, permissions), delete {path} and try again'
+            ) from None
     perm = torch.randperm(60000,
                           generator=torch.Generator().manual_seed(SPLIT_SEED))
     val_idx, train_idx = perm[:NUM_VAL], perm[NUM_VAL:]
@@ -280,9 +334,9 @@ def make_parser(description):
     return p
 
 
-def parse_args(description, argv=None):
+def parse_args(description):
     """Parse known arguments; LocalBackend adds ``--st_checkpoint_dir``."""
-    args, _ = make_parser(description).parse_known_args(argv)
+    args, _ = make_parser(description).parse_known_args()
     return args
 
 

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -90,9 +91,8 @@ def tuner_run(method, seconds, folder):
     from syne_tune.backend import LocalBackend
     from syne_tune.experiments import load_experiment
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
+    hpo_utils.stop_trials_on_sigterm()  # `kill` must not orphan trials
     setup = hpo_utils.choose_setup('full')
-    os.environ['SYNETUNE_FOLDER'] = str(folder)
-    os.environ['OMP_NUM_THREADS'] = str(setup.threads_per_trial)
     np.random.seed(0)
     space = dict(hpo_utils.search_space(), **setup.constants)
     epochs = setup.constants['max_epochs']
@@ -106,17 +106,20 @@ def tuner_run(method, seconds, folder):
                          reduction_factor=2, do_minimize=True,
                          random_seed=0)
         script = 'train_script_report_eachepoch.py'
-    tuner = Tuner(trial_backend=LocalBackend(
-                      entry_point=str(ROOT / script),
-                      num_gpus_per_trial=setup.gpus_per_trial),
-                  scheduler=scheduler,
-                  stop_criterion=StoppingCriterion(
-                      max_wallclock_time=seconds),
-                  n_workers=setup.n_workers, sleep_time=setup.sleep_time,
-                  max_failures=3, print_update_interval=10 ** 6,
-                  output_logger=hpo_utils.plain_logger())
-    tuner.run()
-    exp = load_experiment(tuner.name)
+    with mock.patch.dict(os.environ, SYNETUNE_FOLDER=str(folder),
+                         OMP_NUM_THREADS=str(setup.threads_per_trial)):
+        tuner = Tuner(trial_backend=LocalBackend(
+                          entry_point=str(ROOT / script),
+                          num_gpus_per_trial=setup.gpus_per_trial),
+                      scheduler=scheduler,
+                      stop_criterion=StoppingCriterion(
+                          max_wallclock_time=seconds),
+                      n_workers=setup.n_workers,
+                      sleep_time=setup.sleep_time, max_failures=3,
+                      print_update_interval=10 ** 6,
+                      output_logger=hpo_utils.plain_logger())
+        tuner.run()
+        exp = load_experiment(tuner.name)
     return exp, hpo_utils.trial_table(exp), setup
 
 
@@ -154,23 +157,20 @@ def run_notebook(name, budget):
     from d2lbook.notebook import read_markdown
     src = ROOT / 'chapter_hpo' / f'{name}.md'
     nb = read_markdown(src.read_text())
-    env_before = dict(os.environ)
-    os.environ['HPO_BUDGET'] = budget
     folder = tempfile.mkdtemp(prefix='bench-nb-')
-    os.environ['SYNETUNE_FOLDER'] = folder
     try:
-        tik = time.monotonic()
-        nbclient.NotebookClient(
-            nb, timeout=1800, kernel_name='python3',
-            resources={'metadata': {'path': str(src.parent)}}).execute()
+        with mock.patch.dict(os.environ, HPO_BUDGET=budget,
+                             SYNETUNE_FOLDER=folder):
+            tik = time.monotonic()
+            nbclient.NotebookClient(
+                nb, timeout=1800, kernel_name='python3',
+                resources={'metadata': {'path': str(src.parent)}}).execute()
         seconds = time.monotonic() - tik
         out = ROOT / '_build' / 'benchmarks'
         out.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out / f'{name}-{budget}.ipynb')
         return seconds
     finally:
-        os.environ.clear()
-        os.environ.update(env_before)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -273,7 +273,7 @@ def main():
             part_simulation(rows, 20 if args.quick else 50)
         else:
             part_book(rows)
-    lines = [f'# Benchmark results\n',
+    lines = ['# Benchmark results\n',
              f'Made by `python -m benchmarks.run_all'
              f'{" --quick" if args.quick else ""}'
              f'{" --skip " + " ".join(args.skip) if args.skip else ""}` '

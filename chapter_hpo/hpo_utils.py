@@ -1,13 +1,16 @@
-"""Helpers for the chapter's notebooks: set-up, result tables and plots.
+"""Helpers for the chapter's notebooks: set-up, logs, tables and plots.
 
-The notebooks show the tuning code itself (search space, backend, scheduler,
-tuner); this module holds what would otherwise be repeated in both sections:
-choosing a set-up that fits the machine, turning Syne Tune's results into
-per-trial time intervals, and the plots.
+The notebooks show the tuning code itself; this module holds the
+bookkeeping around it: the experiment's size on this machine, a compact
+tuner log, per-trial tables from Syne Tune's results and the trials' files,
+and the plots.
 """
+import contextlib
+import io
 import json
 import logging
 import os
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,19 +121,37 @@ FIXED_ARGUMENTS = ('max_epochs', 'model', 'image_size', 'n_train')
 
 
 def plain_logger():
-    """A compact tuner log without colour codes or emoji, for a book.
+    """Syne Tune's ``TunerLogger`` without colour, emoji and long tables.
 
-    It is Syne Tune's ``TunerLogger(use_colors=False, use_emojis=False)``
-    with three changes: a trial's start shows only the tuned
-    hyperparameters, rounded (the set-up's fixed arguments are printed
-    once, by ``choose_setup``); the periodic status is one line instead of
-    a table of all trials (the notebooks tabulate the trials afterwards);
-    and the last message has none of the two emoji that Syne Tune 0.16
-    prints regardless of ``use_emojis``.
+    Compared with ``TunerLogger(use_colors=False, use_emojis=False)``:
+
+    * the header is two lines: the experiment's name (no paths), and the
+      scheduler, workers and backend;
+    * a started trial shows only the tuned hyperparameters, rounded (the
+      fixed arguments are printed once, by ``choose_setup``);
+    * the periodic status and the summary at the end are one line each
+      instead of a table of all trials, with no banner;
+    * the last line names the experiment's folder relative to Syne Tune's
+      experiments folder (``$SYNETUNE_FOLDER`` or ``~/syne-tune``), and
+      has none of the two emoji that Syne Tune 0.16 prints regardless of
+      ``use_emojis``.
+
+    Syne Tune 0.16 prints the end-of-run table from
+    ``syne_tune.tuner.print_best_metric_found``, not through the logger,
+    so this also replaces that function with ``_summary_line``.
     """
+    from syne_tune import tuner
     from syne_tune.tuner_logger import TunerLogger
+    if tuner.print_best_metric_found is not _summary_line:
+        _summary_line.library_version = tuner.print_best_metric_found
+        tuner.print_best_metric_found = _summary_line
 
     class PlainTunerLogger(TunerLogger):
+        def print_experiment_header(self, name, backend_name, n_workers,
+                                    scheduler_name, **_):
+            print(f'experiment {name}\n{scheduler_name} with {n_workers} '
+                  f'workers ({backend_name})')
+
         def print_trial_started(self, trial_id, config):
             tuned = ', '.join(
                 f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
@@ -139,12 +160,64 @@ def plain_logger():
                   f'{tuned}')
 
         def print_tuning_status(self, tuning_status):
-            print(str(tuning_status).strip().splitlines()[-1])
+            print(_status_line(tuning_status))
+
+        def print_tuning_complete(self):
+            pass  # the summary line that follows says it
 
         def print_tuning_finished(self, results_path):
-            print(f'Tuning finished; results are in {results_path}')
+            print(f'Tuning finished; results in {Path(results_path).name}/')
 
     return PlainTunerLogger(use_colors=False, use_emojis=False)
+
+
+def _status_line(tuning_status):
+    """'2 trials running, 5 finished (3 until the end), 61.2s ...'."""
+    return str(tuning_status).strip().splitlines()[-1]
+
+
+def _summary_line(tuning_status, metric_names, mode=None):
+    """``print_best_metric_found`` in one line instead of a table."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        best = _summary_line.library_version(tuning_status, metric_names,
+                                             mode)
+    if best is not None:
+        trial_id, value = best
+        print(f'{_status_line(tuning_status)}; best {metric_names[0]} '
+              f'{value:.4f} (trial {trial_id})')
+    return best
+
+
+def stop_trials_on_sigterm():
+    """Make SIGTERM stop a running tuner's trials, as Ctrl+C does.
+
+    Syne Tune's ``Tuner.run`` stops its trials when it is left by an
+    exception, such as the ``KeyboardInterrupt`` of Ctrl+C; SIGTERM
+    (``kill``, a cancelled batch job) ends the process without that, and
+    the trials keep running. After this call, SIGTERM raises
+    ``KeyboardInterrupt`` if it arrives while ``Tuner.run`` is running in
+    the main thread; at any other time it does what it did before. Call it
+    from the main thread.
+    """
+    from syne_tune import Tuner
+    previous = signal.getsignal(signal.SIGTERM)
+    if getattr(previous, 'stops_trials', False):
+        return  # installed already
+
+    def handler(signum, frame):
+        caller = frame
+        while caller is not None:
+            if caller.f_code is Tuner.run.__code__:
+                raise KeyboardInterrupt('SIGTERM')
+            caller = caller.f_back
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:  # default: terminate, as before
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    handler.stops_trials = True
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _mtime(path):
@@ -170,42 +243,43 @@ def trial_table(exp):
     * ``failed``: the process ended without finishing (see its std.err).
     """
     t0 = exp.metadata['st_tuner_start_timestamp']
-    df = exp.results
-    rows = []
     trial_dirs = [p for p in Path(exp.path).iterdir() if p.name.isdigit()]
-    for trial_dir in sorted(trial_dirs, key=lambda p: int(p.name)):
-        trial_id = int(trial_dir.name)
-        reports = df[df.trial_id == trial_id]
-        start = _mtime(trial_dir / 'config.json') - t0
-        killed = _mtime(trial_dir / 'stop')
-        row = dict(trial_id=trial_id, start=start, epochs=0,
-                   validation_error=np.nan, test_error=np.nan,
-                   best_error=np.nan, log=trial_dir / 'std.err')
-        row.update(json.loads((trial_dir / 'config.json').read_text()))
-        last_report = None
-        if len(reports):
-            last = reports.iloc[-1]
-            last_report = last['st_worker_timestamp'] - t0
-            row.update(epochs=int(last['epoch']),
-                       validation_error=last['validation_error'],
-                       test_error=last.get('test_error', np.nan),
-                       best_error=reports['validation_error'].min())
-        if row['epochs'] >= row['max_epochs']:  # from the trial's config
-            status, end = 'completed', last_report
-        elif killed is not None:
-            decided = len(reports) and reports.iloc[-1]['st_decision'] \
-                == 'STOP'
-            status, end = ('stopped' if decided else 'cut off'), killed - t0
-        elif len(reports) and pd.notna(row['test_error']):
-            status, end = 'diverged', last_report
-        else:
-            status = 'failed'
-            ended = trial_dir / 'end'  # LocalBackend's time stamp, polled
-            end = (float(ended.read_text()) - t0 if ended.exists()
-                   else last_report or start)
-        row.update(status=status, end=end)
-        rows.append(row)
+    df = exp.results
+    rows = [_trial_row(trial_dir, t0, df[df.trial_id == int(trial_dir.name)])
+            for trial_dir in sorted(trial_dirs, key=lambda p: int(p.name))]
     return pd.DataFrame(rows).set_index('trial_id')
+
+
+def _trial_row(trial_dir, t0, reports):
+    """``trial_table``'s row for one trial, from its folder and reports."""
+    start = _mtime(trial_dir / 'config.json') - t0
+    row = dict(trial_id=int(trial_dir.name), start=start, epochs=0,
+               validation_error=np.nan, test_error=np.nan,
+               best_error=np.nan, log=trial_dir / 'std.err')
+    row.update(json.loads((trial_dir / 'config.json').read_text()))
+    last_report = None
+    if len(reports):
+        last = reports.iloc[-1]
+        last_report = last['st_worker_timestamp'] - t0
+        row.update(epochs=int(last['epoch']),
+                   validation_error=last['validation_error'],
+                   test_error=last.get('test_error', np.nan),
+                   best_error=reports['validation_error'].min())
+    killed = _mtime(trial_dir / 'stop')
+    if row['epochs'] >= row['max_epochs']:  # from the trial's config
+        status, end = 'completed', last_report
+    elif killed is not None:
+        decided = len(reports) and reports.iloc[-1]['st_decision'] == 'STOP'
+        status, end = ('stopped' if decided else 'cut off'), killed - t0
+    elif len(reports) and pd.notna(row['test_error']):
+        status, end = 'diverged', last_report
+    else:
+        status = 'failed'
+        ended = trial_dir / 'end'  # LocalBackend's time stamp, polled
+        end = (float(ended.read_text()) - t0 if ended.exists()
+               else last_report or start)
+    row.update(status=status, end=end)
+    return row
 
 
 def report_times(exp):
@@ -254,15 +328,13 @@ STATUS_COLORS = {'completed': 'C0', 'stopped': 'C1', 'diverged': 'C3',
                  'cut off': 'C7', 'failed': 'k'}
 
 
-def plot_best_so_far(exp, ax=None, label=None):
+def plot_best_so_far(exp):
     """Best validation error reported so far, over true wall-clock time."""
     from d2l import torch as d2l
     df = report_times(exp).sort_values('time')
-    if ax is None:
-        d2l.set_figsize()
-        ax = d2l.plt.gca()
-    ax.step(df['time'], df['validation_error'].cummin(), where='post',
-            label=label)
+    d2l.set_figsize()
+    ax = d2l.plt.gca()
+    ax.step(df['time'], df['validation_error'].cummin(), where='post')
     ax.set_xlabel('wall-clock time (s)')
     ax.set_ylabel('best validation error')
     ax.grid(alpha=0.3)
@@ -349,22 +421,28 @@ def plot_schedules(schedules):
 
 
 def failed_trials(trials, n_lines=5):
-    """Print where the log of every failed trial is, and its last lines."""
+    """Print where the log of every failed trial is, and its last lines.
+
+    The log's path is shown relative to the experiments folder.
+    """
     failed = trials[trials['status'] == 'failed']
     if not len(failed):
         print('no trial failed')
     for trial_id, row in failed.iterrows():
-        lines = Path(row['log']).read_text().strip().splitlines()
-        print(f'trial {trial_id} failed; its log is {row["log"]}:')
+        log = Path(row['log'])
+        lines = log.read_text().strip().splitlines()
+        shown = log.relative_to(log.parents[2])  # experiment/trial/std.err
+        print(f'trial {trial_id} failed; its log is {shown}:')
         print('\n'.join('    ' + line for line in lines[-n_lines:]))
     return failed
 
 
-def rung_levels(scheduler):
+def scheduler_rung_levels(scheduler):
     """The rung levels of an ``ASHA`` scheduler's first bracket, ascending.
 
-    Syne Tune also keeps a rung at ``max_t`` itself; a trial reaching
-    ``max_t`` is stopped because it is done, so that one is left out.
+    Read from the scheduler itself. Syne Tune also keeps a rung at
+    ``max_t``; a trial reaching ``max_t`` is stopped because it is done,
+    so that one is left out.
     """
     return sorted(r for r, _ in scheduler.brackets[0].rungs
                   if r < scheduler.max_t)
@@ -378,21 +456,19 @@ def rung_occupancy(trials, levels, max_epochs):
 
 
 def epochs_after_stop(exp, trials):
-    """Epochs each stopped trial ran after the report that stopped it.
+    """Epochs each stopped trial reported after the report that stopped it.
 
-    The trial's own standard output lists every epoch it reported; the
-    results table says at which report the scheduler decided to stop it.
-    The difference is the work done while the tuner had not yet acted.
+    The epochs reported come from the trial's own standard output, the
+    report at which the scheduler said STOP from the results table.
     """
+    from syne_tune.report import retrieve
     df = exp.results
     extra = {}
     for trial_id in trials.index[trials['status'] == 'stopped']:
         stops = df[(df.trial_id == trial_id) & (df.st_decision == 'STOP')]
         decided_at = int(stops['epoch'].iloc[0])
-        lines = (Path(exp.path) / str(trial_id) / 'std.out').read_text()
-        reported = [json.loads(line.split(':', 1)[1])['epoch']
-                    for line in lines.splitlines()
-                    if line.startswith('[tune-metric]')]
+        out = (Path(exp.path) / str(trial_id) / 'std.out').read_text()
+        reported = [m['epoch'] for m in retrieve(out.splitlines())]
         extra[trial_id] = max(reported) - decided_at
     return pd.Series(extra, dtype=int, name='extra epochs')
 

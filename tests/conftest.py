@@ -1,14 +1,23 @@
-"""Shared helpers: run the training scripts as real subprocesses."""
-import json
+"""Shared helpers: real subprocesses, and none of them left behind.
+
+``pytest.ini`` puts the repository root and ``chapter_hpo/`` on the import
+path, so tests import ``train_common``, ``hpo_utils`` and ``tools`` as the
+notebooks and scripts do.
+"""
+import contextlib
+import ctypes
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import psutil
 import pytest
+from syne_tune.report import retrieve
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 BUILD = ROOT / '_build'
 # the notebooks' experiments in test builds: kept next to the evaluated
 # notebooks, which d2lbook caches, so that tests can read both
@@ -18,6 +27,62 @@ BUILD_TIMEOUT = 45 * 60  # a cold build evaluates every notebook
 # Shrunk runs: a few thousand training images instead of 50,000.
 SMALL = ['--n_train', '3000', '--batch_size', '64']
 
+PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
+
+
+def adopt_orphans():
+    """Make this process the reaper of orphaned descendants (Linux).
+
+    A trial whose tuner died, or a Jupyter kernel whose d2lbook died, is
+    then re-parented to pytest instead of to init, so that
+    ``kill_new_processes`` still finds it. Elsewhere this does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def kill_processes(processes, timeout=10):
+    """SIGKILL each process and its descendants; wait until all are gone."""
+    victims = set()
+    for proc in processes:
+        victims.add(proc)
+        with contextlib.suppress(psutil.Error):
+            victims.update(proc.children(recursive=True))
+    for proc in victims:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    _, alive = psutil.wait_procs(victims, timeout=timeout)
+    return alive
+
+
+@contextlib.contextmanager
+def kill_new_processes():
+    """Kill every process started inside the block, also if it fails."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    try:
+        yield
+    finally:
+        kill_processes([p for p in me.children(recursive=True)
+                        if p.pid not in before])
+
+
+@pytest.fixture(scope='session', autouse=True)
+def no_process_outlives_the_session():
+    adopt_orphans()
+    with kill_new_processes():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_a_test():
+    """Every test: whatever it started (trials, tuners, browsers) dies."""
+    with kill_new_processes():
+        yield
+
 
 def run_script(name, *args, env=None, timeout=300):
     """Run ``name`` with ``args``; return the process and its metrics."""
@@ -25,10 +90,49 @@ def run_script(name, *args, env=None, timeout=300):
     proc = subprocess.run([sys.executable, str(ROOT / name), *args],
                           capture_output=True, text=True, env=full_env,
                           timeout=timeout, cwd=ROOT)
-    metrics = [json.loads(line.split(':', 1)[1])
-               for line in proc.stdout.splitlines()
-               if line.startswith('[tune-metric]')]
-    return proc, metrics
+    return proc, retrieve(proc.stdout.splitlines())
+
+
+def busy_by_sampling(starts, ends, n_workers, horizon, n_points=20001):
+    """Busy fraction from counting running trials at sampled times."""
+    grid = np.linspace(0, horizon, n_points)
+    running = sum(((grid >= s) & (grid < e)).astype(int)
+                  for s, e in zip(starts, ends))
+    assert running.max() <= n_workers
+    return running.mean() / n_workers
+
+
+def epochs_where_asha_stops(scheduler, max_t):
+    """Epochs below ``max_t`` at which ``scheduler`` stops a poor trial.
+
+    Three trials report a good error at every epoch; then, for each epoch
+    e, a probe trial reports the best error before e and the worst at e.
+    ASHA can only stop it at a rung level, and there it must.
+    """
+    from syne_tune.backend.trial_status import Trial
+    config = scheduler.suggest().config
+
+    def add(trial_id):
+        trial = Trial(trial_id, config=config, creation_time=datetime.now())
+        scheduler.on_trial_add(trial)
+        return trial
+
+    for trial_id in range(3):
+        trial = add(trial_id)
+        for epoch in range(1, max_t):
+            scheduler.on_trial_result(
+                trial, {'epoch': epoch, 'validation_error': 0.5})
+    stops = []
+    for epoch in range(1, max_t):
+        probe = add(100 + epoch)
+        for e in range(1, epoch + 1):
+            error = 1.0 if e == epoch else 0.0
+            decision = scheduler.on_trial_result(
+                probe, {'epoch': e, 'validation_error': error})
+            if decision == 'STOP':
+                stops.append(e)
+                break
+    return stops
 
 
 @pytest.fixture(scope='session', autouse=True)
@@ -42,10 +146,11 @@ def run_build(*args):
     """Run the book build with the test budget; return its output."""
     env = dict(os.environ, HPO_BUDGET='test',
                SYNETUNE_FOLDER=str(EXPERIMENTS))
-    proc = subprocess.run(
-        [sys.executable, '-m', 'tools.build_book', *args], cwd=ROOT,
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, timeout=BUILD_TIMEOUT)
+    with kill_new_processes():
+        proc = subprocess.run(
+            [sys.executable, '-m', 'tools.build_book', *args], cwd=ROOT,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, timeout=BUILD_TIMEOUT)
     BUILD.mkdir(exist_ok=True)
     name = 'test_build_html.log' if args else 'test_build_pdf.log'
     (BUILD / name).write_text(proc.stdout)

@@ -18,18 +18,16 @@ Marks: ``book`` (the tests that build) and ``pdf`` (the PDF build)::
     .venv/bin/python -m pytest -m "not book"     # everything but the book
 """
 import configparser
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tools.browser import inspect_page
 
-from tools.browser import inspect_page  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BUILD = ROOT / '_build'
 SHOTS = BUILD / 'screenshots'
@@ -67,6 +65,27 @@ def test_config_is_strict_and_offline():
     extensions = config['build']['sphinx_extensions'].split()
     assert 'sphinx-mathjax-offline' in extensions
     assert 'tools.sphinx_offline' in extensions
+
+
+def test_browser_check_sees_what_a_page_does(tmp_path):
+    """tools.browser, offline, on a page with every kind of problem."""
+    page = tmp_path / 'page.html'
+    page.write_text(
+        '<html><body><h1>$x$ and **y**</h1><img src="missing.png">'
+        '<img src="https://example.invalid/remote.png">'
+        '<script>console.error("logged"); throw new Error("thrown")'
+        '</script></body></html>')
+    shot = tmp_path / 'shot.png'
+    report = inspect_page(page, shot)
+    assert page.as_uri() in report['requests']
+    assert 'https://example.invalid/remote.png' in report['requests']
+    failed = dict(report['failed'])
+    assert failed[(tmp_path / 'missing.png').as_uri()].startswith('net::')
+    assert any('thrown' in e for e in report['exceptions'])
+    assert any('logged' in e for e in report['console_errors'])
+    assert report['raw_markup'] == ['**', '$']
+    assert [im['natural_width'] for im in report['images']] == [0, 0]
+    assert shot.exists()
 
 
 @book
@@ -186,3 +205,73 @@ def test_pdf_pages(pdf_build):
         if page_text.strip():
             assert not blank, f'page {i} has text but renders blank: {png}'
     assert inked >= n_pages // 2
+
+
+def shown_outputs(notebook):
+    """(cell number, output) of every output the book shows, as d2lbook
+    decides it (``#@hide``, ``#@hide_output``, ``#@hide_all``)."""
+    hide_all = False
+    cells = [c for c in nbformat.read(notebook, 4).cells
+             if c.cell_type == 'code']
+    for i, cell in enumerate(cells, start=1):
+        src = cell.source.lower()
+        hide_all = hide_all or '#@hide_all' in src
+        if (hide_all or '# hide outputs' in src or '#@hide_output' in src
+                or ('#@hide' in src and '#@hide_code' not in src)):
+            continue
+        for output in cell.get('outputs', []):
+            yield i, output
+
+
+def output_text(output):
+    if output.output_type == 'stream':
+        return output.text
+    return output.get('data', {}).get('text/plain', '')
+
+
+NUMBER = re.compile(r'\d+(?:\.\d+)?')
+
+
+def numbers_pattern(line):
+    """A regex for the line's numbers, in order, in whitespace-free text.
+
+    Between two numbers it allows the line's own characters but no digit,
+    plus a few more for a line-wrap mark.
+    """
+    squeezed = re.sub(r'\s+', '', line)
+    found = list(NUMBER.finditer(squeezed))
+    parts = [re.escape(found[0].group())]
+    for a, b in zip(found, found[1:]):
+        parts.append(r'\D{0,%d}' % (b.start() - a.end() + 8))
+        parts.append(re.escape(b.group()))
+    return re.compile(''.join(parts))
+
+
+@book
+@pytest.mark.pdf
+def test_every_output_reaches_the_pdf(pdf_build):
+    """d2lbook's PDF drops outputs that have an HTML form (a DataFrame as a
+    cell's value): none may have one, and the numbers of every text output
+    must be in the PDF (whitespace removed on both sides, so that lines
+    wrapped in the PDF still match)."""
+    text = subprocess.run(['pdftotext', BUILD / 'pdf' / 'd2l-hpo.pdf', '-'],
+                          capture_output=True, text=True, check=True).stdout
+    pdf = re.sub(r'\s+', '', text)
+    html_only, missing, checked = [], [], 0
+    for notebook in sorted((BUILD / 'eval').glob('chapter_*/*.ipynb')):
+        where = notebook.relative_to(BUILD / 'eval')
+        for cell, output in shown_outputs(notebook):
+            if 'text/html' in output.get('data', {}):
+                html_only.append(f'{where}, code cell {cell}')
+                continue
+            for line in output_text(output).splitlines():
+                if NUMBER.search(line):
+                    checked += 1
+                    if not numbers_pattern(line).search(pdf):
+                        missing.append(f'{where}, code cell {cell}: {line}')
+    assert not html_only, ('outputs with an HTML form, which the PDF drops '
+                           '(print a table as text instead):\n'
+                           + '\n'.join(html_only))
+    assert checked > 20
+    assert not missing, 'output lines not in the PDF:\n' + '\n'.join(
+        missing[:20])

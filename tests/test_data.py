@@ -53,3 +53,53 @@ def test_no_data_offline_names_what_to_install(tmp_path):
     assert 'apt-get install dataset-fashion-mnist' in proc.stderr
     assert 'Traceback' not in proc.stderr
     assert not (tmp_path / 'data' / train_common.DATA_FILE).exists()
+
+
+def truncated_copy(directory):
+    """A real prepared file cut to a third, as an interrupted copy leaves."""
+    directory.mkdir(parents=True, exist_ok=True)
+    whole = train_common.prepare_data().read_bytes()
+    broken = directory / train_common.DATA_FILE
+    broken.write_bytes(whole[:len(whole) // 3])
+    return broken
+
+
+def test_truncated_file_is_prepared_again(tmp_path):
+    broken = truncated_copy(tmp_path)
+    proc, metrics = run_script('train_script.py', '--max_epochs', '1',
+                               '--n_train', '500',
+                               env={'HPO_DATA_DIR': str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert len(metrics) == 1
+    said = [line for line in proc.stderr.splitlines() if str(broken) in line]
+    assert len(said) == 1, proc.stderr
+    assert 'cannot be read' in said[0]
+    assert 'preparing it again' in said[0]
+    assert 'Traceback' not in proc.stderr
+    data = torch.load(broken)  # whole again
+    assert len(data['train_y']) == 60000 and len(data['test_y']) == 10000
+
+
+def test_foreign_file_is_prepared_again(tmp_path, monkeypatch, capsys):
+    torch.save({'train_x': torch.zeros(3, dtype=torch.uint8)},
+               tmp_path / train_common.DATA_FILE)
+    monkeypatch.setenv('HPO_DATA_DIR', str(tmp_path))
+    (xtr, _), (xva, _), _ = train_common.load_data(n_train=100)
+    assert xtr.shape == (100, 1, 28, 28) and len(xva) == 10000
+    err = capsys.readouterr().err
+    assert 'does not hold the prepared Fashion-MNIST' in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_file_and_no_source_says_what_to_do(tmp_path):
+    broken = truncated_copy(tmp_path / 'data')
+    env = {'HPO_DATA_DIR': str(tmp_path / 'data'),
+           'FASHION_MNIST_SYSTEM_DIR': str(tmp_path / 'none'),
+           'http_proxy': 'http://127.0.0.1:9',
+           'https_proxy': 'http://127.0.0.1:9'}
+    proc, metrics = run_script('train_script.py', '--max_epochs', '1',
+                               env=env)
+    assert proc.returncode != 0 and metrics == []
+    assert f'{broken} cannot be read' in proc.stderr
+    assert 'apt-get install dataset-fashion-mnist' in proc.stderr
+    assert 'Traceback' not in proc.stderr

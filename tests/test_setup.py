@@ -1,14 +1,9 @@
 """The set-up the notebooks choose, and the models it names."""
-import sys
-
 import pytest
 import torch
 
+import hpo_utils
 import train_common
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-import hpo_utils  # noqa: E402
 
 
 @pytest.mark.parametrize('n_gpus,workers', [(1, 1), (2, 2), (4, 4), (8, 4)])

@@ -1,72 +1,97 @@
 """Real Syne Tune experiments: Tuner + LocalBackend + the training scripts.
 
 Shrunk to a few thousand training images and a few epochs, but otherwise
-real: real processes, real Fashion-MNIST, real schedulers.
+real: real processes, real Fashion-MNIST, real schedulers. Every process a
+test starts is killed when it ends (``conftest.kill_new_processes``).
 """
-import os
+import contextlib
+import io
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-import hpo_utils  # noqa: E402
+import hpo_utils
+from conftest import (ROOT, busy_by_sampling, epochs_where_asha_stops,
+                      kill_new_processes)
 
 MAX_EPOCHS = 4
 SMALL = dict(max_epochs=MAX_EPOCHS, model='lenet', image_size=28,
              n_train=2000)
+# experiments run until enough trials have ended; this only caps them on a
+# machine so loaded that they never would (a trial takes seconds on an
+# idle one)
+MAX_SECONDS = 900
 
 
-def run_tuner(scheduler, tmp_path, seconds, script, **stop):
+def run_tuner(scheduler, folder, seconds, script, **stop):
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend import LocalBackend
     from syne_tune.experiments import load_experiment
-    os.environ['SYNETUNE_FOLDER'] = str(tmp_path)
-    os.environ['OMP_NUM_THREADS'] = '1'
-    tuner = Tuner(
-        trial_backend=LocalBackend(entry_point=str(ROOT / script),
-                                   num_gpus_per_trial=0),
-        scheduler=scheduler,
-        stop_criterion=StoppingCriterion(max_wallclock_time=seconds,
-                                         **stop),
-        n_workers=2, sleep_time=0.5, max_failures=3,
-        output_logger=hpo_utils.plain_logger())
-    tuner.run()
-    return load_experiment(tuner.name)
+    log = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, kill_new_processes(), \
+            contextlib.redirect_stdout(log):
+        mp.setenv('SYNETUNE_FOLDER', str(folder))
+        mp.setenv('OMP_NUM_THREADS', '1')
+        tuner = Tuner(
+            trial_backend=LocalBackend(entry_point=str(ROOT / script),
+                                       num_gpus_per_trial=0),
+            scheduler=scheduler,
+            stop_criterion=StoppingCriterion(max_wallclock_time=seconds,
+                                             **stop),
+            n_workers=2, sleep_time=0.5, max_failures=3,
+            output_logger=hpo_utils.plain_logger())
+        tuner.run()
+    print(log.getvalue())  # shown if a test fails
+    return (load_experiment(tuner.name, local_path=str(folder)),
+            log.getvalue())
+
+
+def make_asha(seed, max_t=MAX_EPOCHS, grace_period=1, reduction_factor=2,
+              space=None):
+    from syne_tune.optimizer.baselines import ASHA
+    return ASHA(space or dict(hpo_utils.search_space(), **SMALL),
+                metric='validation_error', time_attr='epoch', max_t=max_t,
+                grace_period=grace_period,
+                reduction_factor=reduction_factor, do_minimize=True,
+                random_seed=seed)
+
+
+def make_random_search(seed):
+    from syne_tune.optimizer.baselines import RandomSearch
+    return RandomSearch(dict(hpo_utils.search_space(), **SMALL),
+                        metrics=['validation_error'], do_minimize=True,
+                        random_seed=seed)
 
 
 @pytest.fixture(scope='module')
 def rs_experiment(tmp_path_factory):
-    from syne_tune.optimizer.baselines import RandomSearch
     np.random.seed(0)
-    space = dict(hpo_utils.search_space(), **SMALL)
-    scheduler = RandomSearch(space, metrics=['validation_error'],
-                             do_minimize=True, random_seed=0)
-    return run_tuner(scheduler, tmp_path_factory.mktemp('rs'), 30,
-                     'train_script_report_eachepoch.py')
+    # until 5 trials have ended (Syne Tune stops at more than 4)
+    exp, _ = run_tuner(make_random_search(0), tmp_path_factory.mktemp('rs'),
+                       MAX_SECONDS, 'train_script_report_eachepoch.py',
+                       max_num_trials_finished=4)
+    return exp
 
 
 @pytest.fixture(scope='module')
 def asha_experiment(tmp_path_factory):
-    from syne_tune.optimizer.baselines import ASHA
     np.random.seed(0)
-    space = dict(hpo_utils.search_space(), **SMALL)
-    scheduler = ASHA(space, metric='validation_error', time_attr='epoch',
-                     max_t=MAX_EPOCHS, grace_period=1, reduction_factor=2,
-                     do_minimize=True, random_seed=0)
-    # until 10 trials have ended (stopped or completed), so that the
+    scheduler = make_asha(0)
+    # until 11 trials have ended (stopped or completed), so that the
     # rungs see enough results whatever the machine's speed
-    exp = run_tuner(scheduler, tmp_path_factory.mktemp('asha'), 300,
-                    'train_script_report_eachepoch.py',
-                    max_num_trials_finished=10)
-    return exp, hpo_utils.rung_levels(scheduler)
+    folder = tmp_path_factory.mktemp('asha')
+    exp, log = run_tuner(scheduler, folder, MAX_SECONDS,
+                         'train_script_report_eachepoch.py',
+                         max_num_trials_finished=10)
+    return exp, hpo_utils.scheduler_rung_levels(scheduler), log, folder
 
 
 def test_random_search_runs_every_trial_to_the_end(rs_experiment):
@@ -86,29 +111,44 @@ def test_random_search_runs_every_trial_to_the_end(rs_experiment):
     assert early.empty
 
 
-def test_trial_table_matches_the_files(rs_experiment):
+def test_tuner_log_is_short_and_names_no_path(asha_experiment):
+    exp, _, log, folder = asha_experiment
+    lines = log.strip().splitlines()
+    n_trials = len(hpo_utils.trial_table(exp))
+    assert lines[0] == f'experiment {exp.name}'
+    assert lines[-1] == f'Tuning finished; results in {exp.name}/'
+    # one line per trial, a status line now and then, a few more, and no
+    # table of all trials
+    status = [line for line in lines if 'trials running' in line]
+    assert len(lines) - len(status) <= n_trials + 6, log
+    summary = [line for line in lines if 'best validation_error' in line]
+    assert len(summary) == 1 and 'finished' in summary[0]
+    for path in (str(folder), str(Path.home()), str(ROOT)):
+        assert path not in log
+
+
+def test_trial_table_matches_the_processes(rs_experiment):
     trials = hpo_utils.trial_table(rs_experiment)
     t0 = rs_experiment.metadata['st_tuner_start_timestamp']
+    reports = rs_experiment.results
+    starts = {}
     for trial_id, row in trials.iterrows():
-        # start: when the backend wrote the trial's config; the process
-        # start reported by the script itself comes just after
-        reports = rs_experiment.results
-        reports = reports[reports.trial_id == trial_id]
-        if len(reports):
-            first = reports.iloc[0]
-            process_start = (first['st_worker_timestamp'] - t0
-                             - first['elapsed_time'])
-            assert abs(process_start - row['start']) < 1.0
+        mine = reports[reports.trial_id == trial_id]
         assert row['end'] > row['start']
+        if len(mine):
+            # the process's own clock: its first report's time stamp
+            # minus the seconds it says it had been running by then
+            first = mine.iloc[0]
+            starts[trial_id] = (first['st_worker_timestamp'] - t0
+                                - first['elapsed_time'])
+            # start: when the backend wrote the trial's config, just
+            # before the process started
+            assert abs(starts[trial_id] - row['start']) < 1.0
     busy = hpo_utils.busy_fraction(trials, 2)
     assert 0.5 < busy <= 1.0
-    # independent computation: union of busy intervals per worker
-    horizon = trials['end'].max()
-    grid = np.linspace(0, horizon, 20001)
-    running = sum(((grid >= s) & (grid < e)).astype(int)
-                  for s, e in zip(trials['start'], trials['end']))
-    assert running.max() <= 2
-    assert abs(running.mean() / 2 - busy) < 0.01
+    sampled = busy_by_sampling(trials['start'], trials['end'], 2,
+                               trials['end'].max())
+    assert busy == pytest.approx(sampled, abs=0.01)
 
 
 def asha_decisions(results, levels, max_t, eta):
@@ -132,10 +172,19 @@ def asha_decisions(results, levels, max_t, eta):
     return decisions
 
 
+@pytest.mark.parametrize('max_t,grace_period,eta',
+                         [(4, 1, 2), (27, 1, 3), (20, 2, 2)])
+def test_rung_levels_are_where_asha_stops(max_t, grace_period, eta):
+    space = dict(hpo_utils.search_space(), max_epochs=max_t)
+    scheduler = make_asha(0, max_t, grace_period, eta, space)
+    levels = hpo_utils.scheduler_rung_levels(scheduler)
+    probed = make_asha(0, max_t, grace_period, eta, space)
+    assert levels == epochs_where_asha_stops(probed, max_t)
+    assert levels and all(level < max_t for level in levels)
+
+
 def test_asha_stops_only_at_rung_levels(asha_experiment):
-    exp, levels = asha_experiment
-    assert levels == [1 * 2 ** k for k in range(len(levels))]
-    assert levels == [1, 2]
+    exp, levels, _, _ = asha_experiment
     trials = hpo_utils.trial_table(exp)
     stopped = trials[trials['status'] == 'stopped']
     assert len(stopped) >= 1, trials
@@ -143,7 +192,7 @@ def test_asha_stops_only_at_rung_levels(asha_experiment):
 
 
 def test_asha_decisions_agree_with_independent_computation(asha_experiment):
-    exp, levels = asha_experiment
+    exp, levels, _, _ = asha_experiment
     df = exp.results
     expected = asha_decisions(df, levels, MAX_EPOCHS, eta=2)
     assert df['st_decision'].tolist() == expected
@@ -151,49 +200,84 @@ def test_asha_decisions_agree_with_independent_computation(asha_experiment):
 
 
 def test_same_seed_same_configurations():
-    from syne_tune.optimizer.baselines import ASHA, RandomSearch
-    space = dict(hpo_utils.search_space(), **SMALL)
-
     def sample(make, seed):
         np.random.seed(seed)
         scheduler = make(seed)
         return [scheduler.suggest().config for _ in range(5)]
 
-    def rs(seed):
-        return RandomSearch(space, metrics=['validation_error'],
-                            do_minimize=True, random_seed=seed)
-
-    def asha(seed):
-        return ASHA(space, metric='validation_error', time_attr='epoch',
-                    max_t=MAX_EPOCHS, random_seed=seed)
-
-    for make in (rs, asha):
+    for make in (make_random_search, make_asha):
         assert sample(make, 3) == sample(make, 3)
         assert sample(make, 3) != sample(make, 4)
 
 
-def test_interrupted_tuner_leaves_no_trial_running(tmp_path):
-    """Ctrl+C (SIGINT) in the middle of tuner.run() kills every trial."""
-    code = textwrap.dedent(f'''
-        import os, sys
-        sys.path.insert(0, {str(ROOT / 'chapter_hpo')!r})
-        os.environ['SYNETUNE_FOLDER'] = {str(tmp_path)!r}
-        import hpo_utils
-        from syne_tune import StoppingCriterion, Tuner
-        from syne_tune.backend import LocalBackend
-        from syne_tune.optimizer.baselines import RandomSearch
-        space = dict(hpo_utils.search_space(), max_epochs=50,
-                     n_train=20000)
-        Tuner(trial_backend=LocalBackend(
-                  entry_point={str(ROOT / 'train_script.py')!r},
-                  num_gpus_per_trial=0),
-              scheduler=RandomSearch(space, metrics=['validation_error']),
-              stop_criterion=StoppingCriterion(max_wallclock_time=600),
-              n_workers=2, sleep_time=0.5).run()
-    ''')
-    tuner = subprocess.Popen([sys.executable, '-c', code],
-                             stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+def asha_suggestions(seed, n, errors):
+    """ASHA's first ``n`` configurations; trial i reports ``errors[i]``
+    at epoch 1 before the next configuration is asked for."""
+    from syne_tune.backend.trial_status import Trial
+    np.random.seed(seed)
+    scheduler = make_asha(seed)
+    configs = []
+    for trial_id in range(n):
+        config = scheduler.suggest().config
+        configs.append(config)
+        trial = Trial(trial_id, config=config, creation_time=datetime.now())
+        scheduler.on_trial_add(trial)
+        if errors is not None:
+            scheduler.on_trial_result(
+                trial, {'epoch': 1, 'validation_error': errors[trial_id]})
+    return configs
+
+
+def test_asha_samples_what_random_search_samples_at_first():
+    """Same seed: ASHA's first configurations are random search's.
+
+    ASHA's searcher samples from the same random stream as random search
+    until five trials have reported (its ``num_init_random_draws``); then
+    it samples from a new stream, so its later configurations differ.
+    """
+    n = 10
+    np.random.seed(0)
+    rs = make_random_search(0)
+    expected = [rs.suggest().config for _ in range(n)]
+    assert asha_suggestions(0, n, errors=None) == expected
+    errors = [0.9 - 0.05 * i for i in range(n)]
+    with_results = asha_suggestions(0, n, errors)
+    assert with_results[:5] == expected[:5]
+    assert not any(a == b for a, b in zip(with_results[5:], expected[5:]))
+
+
+TUNER_CODE = '''
+import signal
+import sys
+sys.path.insert(0, {chapter!r})
+import hpo_utils
+from syne_tune import StoppingCriterion, Tuner
+from syne_tune.backend import LocalBackend
+from syne_tune.optimizer.baselines import RandomSearch
+{preamble}
+space = dict(hpo_utils.search_space(), max_epochs=50, n_train=5000)
+Tuner(trial_backend=LocalBackend(entry_point={script!r},
+                                 num_gpus_per_trial=0),
+      scheduler=RandomSearch(space, metrics=['validation_error']),
+      stop_criterion=StoppingCriterion(max_wallclock_time=600),
+      n_workers=2, sleep_time=0.5).run()
+'''
+
+
+def interrupted_tuner(folder, preamble, sig):
+    """Start a tuner process, send it ``sig`` once both trials train.
+
+    Returns the trial processes it had started, and its exit code.
+    """
+    code = TUNER_CODE.format(chapter=str(ROOT / 'chapter_hpo'),
+                             script=str(ROOT / 'train_script.py'),
+                             preamble=textwrap.dedent(preamble))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('SYNETUNE_FOLDER', str(folder))
+        mp.setenv('OMP_NUM_THREADS', '1')
+        tuner = subprocess.Popen([sys.executable, '-c', code],
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
     parent = psutil.Process(tuner.pid)
     deadline = time.time() + 120
     trials = []
@@ -203,7 +287,44 @@ def test_interrupted_tuner_leaves_no_trial_running(tmp_path):
                   if 'train_script.py' in ' '.join(p.cmdline())]
     assert len(trials) == 2, 'the trials did not start'
     time.sleep(2)  # let them get into training
-    tuner.send_signal(signal.SIGINT)
-    tuner.wait(timeout=60)
-    gone, alive = psutil.wait_procs(trials, timeout=10)
+    tuner.send_signal(sig)
+    return trials, tuner.wait(timeout=60)
+
+
+def test_interrupted_tuner_leaves_no_trial_running(tmp_path):
+    """Ctrl+C (SIGINT) in the middle of tuner.run() kills every trial.
+
+    A process started from a job that ignores SIGINT (a background job of
+    a shell, some CI runners) inherits that; the tuner process therefore
+    sets Python's own handler, as an interactive Python has.
+    """
+    trials, _ = interrupted_tuner(
+        tmp_path, 'signal.signal(signal.SIGINT, signal.default_int_handler)',
+        signal.SIGINT)
+    _, alive = psutil.wait_procs(trials, timeout=10)
     assert alive == [], f'orphan trial processes: {alive}'
+
+
+def test_terminated_tuner_leaves_no_trial_running(tmp_path):
+    """SIGTERM (``kill``, a cancelled job) stops the trials as Ctrl+C.
+
+    ``hpo_utils.stop_trials_on_sigterm`` makes it so; SIGINT is ignored
+    here, so that only the SIGTERM handler can have stopped the trials.
+    """
+    trials, code = interrupted_tuner(
+        tmp_path, 'signal.signal(signal.SIGINT, signal.SIG_IGN)\n'
+        'hpo_utils.stop_trials_on_sigterm()', signal.SIGTERM)
+    _, alive = psutil.wait_procs(trials, timeout=10)
+    assert alive == [], f'orphan trial processes: {alive}'
+    assert code != 0  # it was terminated, not finished
+
+
+def test_sigterm_outside_tuning_still_terminates():
+    code = ('import sys, time; sys.path.insert(0, {!r}); import hpo_utils; '
+            'hpo_utils.stop_trials_on_sigterm(); print("ready", flush=True); '
+            'time.sleep(60)').format(str(ROOT / 'chapter_hpo'))
+    proc = subprocess.Popen([sys.executable, '-c', code],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == 'ready\n'
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM

@@ -1,33 +1,33 @@
 """Look at a built HTML page the way a reader's browser shows it.
 
-Drives Debian's headless Chromium through the DevTools protocol over a pipe
-(``--remote-debugging-pipe``: JSON messages separated by NUL bytes on file
-descriptors 3 and 4), so only the Python standard library is needed. For one
-page it records every request the page made, waits until MathJax has
-typeset, inspects the DOM and saves a full-length screenshot.
+Drives Debian's headless Chromium with Selenium through Debian's
+``chromium-driver`` (``/usr/bin/chromedriver``), offline: both paths are
+given to Selenium, and ``SE_OFFLINE`` keeps Selenium Manager from looking
+for a driver or a browser on the network. For one page it records every
+request the page made (from Chromium's performance log), waits until
+MathJax has typeset, inspects the DOM and saves a full-length screenshot.
 
 Command line (prints the report as JSON)::
 
     python -m tools.browser _build/html/chapter_hpo/index.html shot.png
 """
 import base64
-import fcntl
 import json
 import os
-import select
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
+CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
+CHROMEDRIVER = shutil.which('chromedriver') or '/usr/bin/chromedriver'
 CHROMIUM_FLAGS = [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
     '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync',
     '--disable-default-apps', '--disable-extensions', '--mute-audio',
-    '--hide-scrollbars', '--remote-debugging-pipe']
+    '--hide-scrollbars']
 
 # Evaluated in the page once it has loaded: waits for MathJax and images.
 SETTLE_JS = """
@@ -82,96 +82,57 @@ INSPECT_JS = """
 """
 
 
-class DevToolsPipe:
-    """A minimal DevTools protocol client over Chromium's debugging pipe."""
+def start_chromium():
+    """A Selenium driver for headless Chromium that logs network events."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    for path, package in ((CHROMIUM, 'chromium'),
+                          (CHROMEDRIVER, 'chromium-driver')):
+        if not Path(path).exists():
+            raise FileNotFoundError(f'{path} not found; install the Debian '
+                                    f'package {package}')
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.set_capability('goog:loggingPrefs',
+                           {'performance': 'ALL', 'browser': 'ALL'})
+    with mock.patch.dict(os.environ, SE_OFFLINE='true'):
+        return webdriver.Chrome(service=Service(CHROMEDRIVER),
+                                options=options)
 
-    def __init__(self, timeout=60):
-        self.timeout = timeout
-        self.profile = tempfile.mkdtemp(prefix='chromium-profile-')
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
 
-        def wire_fds():  # in the child: our pipe ends become fds 3 and 4
-            high_r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
-            high_w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
-            os.dup2(high_r, 3)  # dup2 makes them inheritable
-            os.dup2(high_w, 4)
+def _screenshot(driver, path, width, height):
+    """Save the page at ``width`` x ``height`` CSS pixels as a PNG."""
+    driver.execute_cdp_cmd('Emulation.setDeviceMetricsOverride', {
+        'width': width, 'height': height, 'deviceScaleFactor': 1,
+        'mobile': False})
+    time.sleep(0.3)
+    data = driver.execute_cdp_cmd('Page.captureScreenshot',
+                                  {'format': 'png'})['data']
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(base64.b64decode(data))
 
-        chromium = shutil.which('chromium') or '/usr/bin/chromium'
-        self.proc = subprocess.Popen(
-            [chromium, *CHROMIUM_FLAGS, f'--user-data-dir={self.profile}',
-             'about:blank'],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, preexec_fn=wire_fds, close_fds=False)
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self._buffer = b''
-        self._next_id = 0
-        self.events = []
 
-    def close(self):
-        try:
-            self.send('Browser.close', timeout=10)
-        except Exception:  # already gone: fall through to terminate
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        os.close(self._to_browser)
-        os.close(self._from_browser)
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _read_message(self, deadline):
-        while b'\0' not in self._buffer:
-            if time.monotonic() > deadline:
-                raise TimeoutError('no answer from Chromium')
-            if self.proc.poll() is not None:
-                raise RuntimeError('Chromium exited with code '
-                                   f'{self.proc.returncode}')
-            ready, _, _ = select.select([self._from_browser], [], [], 0.5)
-            if ready:
-                chunk = os.read(self._from_browser, 1 << 20)
-                if not chunk:
-                    raise RuntimeError('Chromium closed the pipe')
-                self._buffer += chunk
-        raw, self._buffer = self._buffer.split(b'\0', 1)
-        return json.loads(raw)
-
-    def send(self, method, session=None, timeout=None, **params):
-        """Send a command and return its result; keep events on the way."""
-        self._next_id += 1
-        message = {'id': self._next_id, 'method': method, 'params': params}
-        if session:
-            message['sessionId'] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b'\0')
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            reply = self._read_message(deadline)
-            if reply.get('id') == self._next_id:
-                if 'error' in reply:
-                    raise RuntimeError(f'{method}: {reply["error"]}')
-                return reply.get('result', {})
-            if 'method' in reply:
-                self.events.append(reply)
-
-    def wait_for(self, method, after=0, timeout=None):
-        """Wait for an event ``method``, the ``after``-th event or later."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            for event in self.events[after:]:
-                if event['method'] == method:
-                    return event
-            reply = self._read_message(deadline)
-            if 'method' in reply:
-                self.events.append(reply)
+def _logged(driver):
+    """Network events and browser errors Chromium logged for the page."""
+    events = [json.loads(e['message'])['message']
+              for e in driver.get_log('performance')]
+    urls = {e['params']['requestId']: e['params']['request']['url']
+            for e in events if e['method'] == 'Network.requestWillBeSent'}
+    severe = [e for e in driver.get_log('browser')
+              if e['level'] == 'SEVERE']
+    return {
+        'requests': [e['params']['request']['url'] for e in events
+                     if e['method'] == 'Network.requestWillBeSent'],
+        'failed': [(urls.get(e['params']['requestId'], '?'),
+                    e['params']['errorText'])
+                   for e in events if e['method'] == 'Network.loadingFailed'],
+        'exceptions': [e['message'] for e in severe
+                       if e['source'] == 'javascript'],
+        'console_errors': [e['message'] for e in severe
+                           if e['source'] == 'console-api'],
+    }
 
 
 def inspect_page(html_file, screenshot=None, width=1280, max_height=12000):
@@ -179,52 +140,27 @@ def inspect_page(html_file, screenshot=None, width=1280, max_height=12000):
 
     The report (a dict) has the page's DOM facts (see ``INSPECT_JS``),
     ``requests`` (every URL the page asked for), ``failed`` (requests that
-    failed, with the error), ``exceptions`` and ``console_errors``.
+    failed, with the error), ``exceptions`` (uncaught JavaScript errors)
+    and ``console_errors``.
     """
     url = Path(html_file).resolve().as_uri()
-    with DevToolsPipe() as cdp:
-        target = cdp.send('Target.createTarget', url='about:blank')
-        session = cdp.send('Target.attachToTarget', flatten=True,
-                           targetId=target['targetId'])['sessionId']
-        for domain in ('Page', 'Network', 'Runtime', 'Log'):
-            cdp.send(f'{domain}.enable', session)
-        cdp.send('Emulation.setDeviceMetricsOverride', session, width=width,
-                 height=900, deviceScaleFactor=1, mobile=False)
-        seen = len(cdp.events)
-        cdp.send('Page.navigate', session, url=url)
-        cdp.wait_for('Page.loadEventFired', after=seen)
-        cdp.send('Runtime.evaluate', session, expression=SETTLE_JS,
-                 awaitPromise=True)
+    driver = start_chromium()
+    try:
+        driver.execute_cdp_cmd('Emulation.setDeviceMetricsOverride', {
+            'width': width, 'height': 900, 'deviceScaleFactor': 1,
+            'mobile': False})
+        driver.get(url)  # returns after the load event
+        # execute_script waits for a returned promise to settle
+        driver.execute_script('return ' + SETTLE_JS.strip())
         time.sleep(0.5)  # let late scripts (copy buttons) finish
-        report = cdp.send('Runtime.evaluate', session, expression=INSPECT_JS,
-                          returnByValue=True)['result']['value']
+        report = driver.execute_script('return ' + INSPECT_JS.strip())
         if screenshot:
             height = min(max_height, max(900, int(report['height'])))
-            cdp.send('Emulation.setDeviceMetricsOverride', session,
-                     width=width, height=height, deviceScaleFactor=1,
-                     mobile=False)
-            time.sleep(0.3)
-            data = cdp.send('Page.captureScreenshot', session,
-                            format='png')['data']
-            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-            Path(screenshot).write_bytes(base64.b64decode(data))
-        events = [e for e in cdp.events if e.get('sessionId') == session]
+            _screenshot(driver, screenshot, width, height)
+        report.update(_logged(driver))
+    finally:
+        driver.quit()
     report['url'] = url
-    report['requests'] = [e['params']['request']['url'] for e in events
-                          if e['method'] == 'Network.requestWillBeSent']
-    ids = {e['params']['requestId']: e['params']['request']['url']
-           for e in events if e['method'] == 'Network.requestWillBeSent'}
-    report['failed'] = [
-        (ids.get(e['params']['requestId'], '?'), e['params']['errorText'])
-        for e in events if e['method'] == 'Network.loadingFailed']
-    report['exceptions'] = [
-        e['params']['exceptionDetails'].get('exception', {}).get(
-            'description') or e['params']['exceptionDetails'].get('text')
-        for e in events if e['method'] == 'Runtime.exceptionThrown']
-    report['console_errors'] = [
-        e['params']['entry']['text'] for e in events
-        if e['method'] == 'Log.entryAdded'
-        and e['params']['entry']['level'] == 'error']
     return report
 
 
