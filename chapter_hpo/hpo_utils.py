@@ -75,10 +75,9 @@ def _gpu_indices(text):
     if not all(p.isdigit() for p in parts):
         return None
     indices = []
-    for p in parts:  # CUDA ignores everything from the first invalid one
-        if int(p) in indices:
-            break
-        indices.append(int(p))
+    for p in parts:
+        if int(p) not in indices:  # a GPU counts once
+            indices.append(int(p))
     return indices
 
 
@@ -140,8 +139,8 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
                 gpus_to_use = [i for i in indices if i < n_gpus]
                 n_gpus = len(gpus_to_use)
     if n_gpus > 0:
-        # One trial per GPU. With more GPUs than four we still use four
-        # workers (the sections' plots are drawn for a few workers).
+        # One trial per GPU, and at most four workers, the number the
+        # chapter's experiments are designed for.
         # Whether two trials sharing a GPU beat one trial per GPU has not
         # been measured; benchmarks/gpu.py measures 1 to 4 trials on one
         # GPU to decide it where a GPU exists.

@@ -279,18 +279,21 @@ def trial_devices(exp):
     return devices
 
 
-def check_gpus_of_concurrent_trials(exp, n_gpus):
-    """Trials running at once had distinct GPUs; every trial said where."""
+def check_gpus_of_concurrent_trials(exp, gpus):
+    """Trials running at once had distinct GPUs; every trial said where.
+
+    ``gpus``: the GPU indices the trials may get.
+    """
     trials = hpo_utils.trial_table(exp)
     devices = trial_devices(exp)
     silent = trials.loc[sorted(set(trials.index) - set(devices))]
     assert (silent['status'] == 'cut off').all(), silent
     trials = trials.loc[sorted(devices)]
     for trial_id, (visible, device, warned) in devices.items():
-        if n_gpus == 1:  # nothing to rotate over: nothing is set
+        if len(gpus) == 1:  # nothing to rotate over: nothing is set
             assert visible is None
         else:
-            assert visible in {str(i) for i in range(n_gpus)}
+            assert visible in {str(i) for i in gpus}
         # a GPU PyTorch can use, or one line saying it cannot
         assert device == 'cuda:0' or (device == 'cpu' and warned)
     overlaps = 0
@@ -304,31 +307,39 @@ def check_gpus_of_concurrent_trials(exp, n_gpus):
     return overlaps, trials
 
 
-@pytest.mark.parametrize('n_gpus', [1, 2, 4])
+@pytest.mark.parametrize('n_gpus,visible', [(1, None), (2, None), (4, None),
+                                            (4, '1,3')])
 def test_local_backend_gives_concurrent_trials_distinct_gpus(
-        fake_gpus, process_tree, tmp_path, n_gpus):
+        fake_gpus, process_tree, tmp_path, n_gpus, visible):
+    """Also with CUDA_VISIBLE_DEVICES limiting the tuner to some GPUs
+    (as ``d2lbook build`` does), passed on as ``setup.gpus_to_use``."""
     from syne_tune.experiments import load_experiment
     path = fake_gpus(n_gpus)
+    gpus = (list(range(n_gpus)) if visible is None
+            else [int(i) for i in visible.split(',')])
     folder = tmp_path / 'experiments'
     code = TUNER.format(chapter=str(ROOT / 'chapter_hpo'),
                         script=str(ROOT / 'train_script_report_eachepoch.py'),
-                        finished=n_gpus + 2)
+                        finished=len(gpus) + 2)
     env = dict(os.environ, PATH=path, HPO_BUDGET='test',
                SYNETUNE_FOLDER=str(folder))
     env.pop('CUDA_VISIBLE_DEVICES', None)
+    if visible is not None:
+        env['CUDA_VISIBLE_DEVICES'] = visible
     proc = subprocess.run([sys.executable, '-c', code], cwd=tmp_path,
                           env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f'workers {n_gpus}' in proc.stdout
+    assert f'workers {len(gpus)}' in proc.stdout
     name = re.search(r'^tuner (\S+)$', proc.stdout, re.M).group(1)
     exp = load_experiment(name, local_path=str(folder))
-    overlaps, trials = check_gpus_of_concurrent_trials(exp, n_gpus)
-    assert len(trials) >= n_gpus + 2
-    if n_gpus > 1:
+    overlaps, trials = check_gpus_of_concurrent_trials(exp, gpus)
+    assert len(trials) >= len(gpus) + 2
+    if len(gpus) > 1:
         assert overlaps > 0, trials  # else distinctness was never tested
         # more trials than GPUs: a GPU was handed out again once free
-        assert len({d[0] for d in trial_devices(exp).values()}) == n_gpus
+        used = {d[0] for d in trial_devices(exp).values()}
+        assert used == {str(i) for i in gpus}
 
 
 # ---------------------------------------------------------------------------
@@ -374,5 +385,5 @@ def test_section_runs_with_four_fake_gpus(fake_gpus, process_tree,
     assert names, 'the notebook ran no experiment'
     for name in names:
         exp = load_experiment(name, local_path=str(folder))
-        overlaps, _ = check_gpus_of_concurrent_trials(exp, 4)
+        overlaps, _ = check_gpus_of_concurrent_trials(exp, range(4))
         assert overlaps > 0
