@@ -13,7 +13,13 @@ differ only in *when* they report to Syne Tune. Everything else lives here:
 * two d2l-style CNNs: AlexNet for GPUs and a LeNet-style network for CPUs;
 * argument parsing with checks that name the offending argument;
 * a training loop (minibatch SGD with momentum) that yields the validation
-  error after every epoch.
+  error after every epoch;
+* on a GPU only: the data kept on the GPU (as ``uint8``, about 55 MB for
+  all of Fashion-MNIST) and resized there batch by batch, cuDNN autotuning,
+  larger validation batches, and two options that are off unless asked for
+  (``--channels_last``, ``--bf16``) because they have not been measured
+  yet (``benchmarks/gpu.py`` compares them). On the CPU none of this
+  applies and the loop is the one the recorded learning curves come from.
 """
 import argparse
 import fcntl
@@ -21,6 +27,7 @@ import gzip
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +49,10 @@ RAW_FILES = {'train_x': 'train-images-idx3-ubyte.gz',
              'test_y': 't10k-labels-idx1-ubyte.gz'}
 NUM_VAL = 10000          # images held out of the 60,000 for validation
 SPLIT_SEED = 0           # fixes which images are held out, once and for all
+# Images per validation batch. On a GPU larger batches mean fewer kernel
+# launches; 2,000 keeps AlexNet's largest activation (224x224 input) at
+# about 2 GB, so that four trials can share one GPU in benchmarks/gpu.py.
+VAL_BATCH = {'cpu': 1000, 'cuda': 2000}
 
 
 class DataUnavailableError(RuntimeError):
@@ -294,6 +305,92 @@ def build_model(name, image_size, device):
     return model
 
 
+class GPUOptions(nn.Module):
+    """A model run in channels-last layout and/or bfloat16 autocast.
+
+    Both can make convolutions faster on recent GPUs; whether they do for
+    this model, and whether the validation error stays the same, is what
+    ``benchmarks/gpu.py`` measures, so both are off by default. The logits
+    come back as ``float32`` so that the loss is computed as without them.
+    """
+    def __init__(self, model, channels_last=False, bf16=False):
+        super().__init__()
+        self.model, self.channels_last, self.bf16 = model, channels_last, bf16
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+
+    def forward(self, x):
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast('cuda', dtype=torch.bfloat16,
+                            enabled=self.bf16):
+            return self.model(x).float()
+
+
+def gpu_options(args):
+    """The GPU-only options ``args`` ask for, as words (for the log)."""
+    return [name for name, on in (('channels-last', args.channels_last),
+                                  ('bf16 autocast', args.bf16)) if on]
+
+
+def cuda_problem():
+    """Why PyTorch cannot use CUDA in this process, or None if it can."""
+    if torch.cuda.is_available():
+        return None
+    try:
+        torch.cuda.init()
+    except Exception as e:  # no driver, a CPU-only build of PyTorch, ...
+        lines = str(e).strip().splitlines()
+        return lines[0] if lines else type(e).__name__
+    return 'torch.cuda.is_available() is False'
+
+
+def given_gpu():
+    """Was this process meant to have a GPU? Returns a reason or None.
+
+    Syne Tune's ``LocalBackend`` sets ``CUDA_VISIBLE_DEVICES`` when it
+    rotates trials over several GPUs; with a single GPU it sets nothing,
+    and then ``nvidia-smi`` on the ``PATH`` (how Syne Tune finds GPUs) is
+    the sign. An empty value or ``-1`` hides all GPUs on purpose.
+    """
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if visible is not None:
+        if visible.strip() in ('', '-1'):
+            return None
+        return f'CUDA_VISIBLE_DEVICES={visible}'
+    if shutil.which('nvidia-smi'):
+        return 'nvidia-smi is on the PATH'
+    return None
+
+
+def choose_device():
+    """``cuda:0`` if PyTorch can use a GPU, else the CPU.
+
+    Returns ``(device, warning)``; ``warning`` is one line saying that
+    this process was given a GPU that PyTorch cannot use, or None.
+    """
+    if torch.cuda.is_available():
+        return torch.device('cuda:0'), None
+    reason = given_gpu()
+    warning = None
+    if reason:
+        warning = (f'warning: {reason}, but PyTorch cannot use CUDA '
+                   f'({cuda_problem()}); training on the CPU instead')
+    return torch.device('cpu'), warning
+
+
+def describe_device(device, args):
+    """What the device line of the log says about ``device``."""
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    visible = ('CUDA_VISIBLE_DEVICES unset' if visible is None
+               else f'CUDA_VISIBLE_DEVICES={visible}')
+    if device.type == 'cpu':
+        return f'{torch.get_num_threads()} CPU thread(s); {visible}'
+    options = gpu_options(args) or ['float32']
+    return (f'{torch.cuda.get_device_name(device)}; {visible}; '
+            + ', '.join(options))
+
+
 def _checked(kind, test, requirement):
     """An argparse type that converts with ``kind`` and checks ``test``."""
     def convert(text):
@@ -331,6 +428,10 @@ def make_parser(description):
                    help='training images used per epoch (to shrink runs)')
     p.add_argument('--seed', default=0, type=int,
                    help='seed for initial weights and minibatch order')
+    p.add_argument('--channels_last', action='store_true',
+                   help='GPU only: channels-last memory layout')
+    p.add_argument('--bf16', action='store_true',
+                   help='GPU only: bfloat16 autocast')
     return p
 
 
@@ -341,20 +442,24 @@ def parse_args(description):
 
 
 @torch.no_grad()
-def error_rate(model, images, labels, image_size, device, batch_size=1000):
+def error_rate(model, images, labels, image_size, device, batch_size=None):
     """Fraction of misclassified images; non-finite outputs count as wrong.
 
     A diverged network (NaN weights) therefore gets error 1.0, which is the
-    truth about it, instead of whatever ``argmax`` makes of NaNs.
+    truth about it, instead of whatever ``argmax`` makes of NaNs. The count
+    stays on the device until the end: one synchronisation per call.
+    ``batch_size`` defaults to ``VAL_BATCH`` of the device's type.
     """
+    device = torch.device(device)
+    batch_size = batch_size or VAL_BATCH.get(device.type, 1000)
     model.eval()
-    wrong = 0
+    wrong = torch.zeros((), dtype=torch.long, device=device)
     for i in range(0, len(labels), batch_size):
         logits = model(to_input(images[i:i + batch_size], image_size, device))
         y = labels[i:i + batch_size].to(device)
         ok = (logits.argmax(dim=1) == y) & torch.isfinite(logits).all(dim=1)
-        wrong += int((~ok).sum())
-    return wrong / len(labels)
+        wrong += (~ok).sum()
+    return int(wrong) / len(labels)
 
 
 def exit_now():
@@ -420,32 +525,43 @@ def train(args):
     """
     start = process_start_time()
     entered = time.time()
-    device = torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
+    device, warning = choose_device()
+    if warning:
+        print(warning, flush=True)
+    on_gpu = device.type == 'cuda'
     torch.manual_seed(args.seed)
     try:
         train_set, val_set, test_set = load_data(args.image_size,
                                                  args.n_train)
     except DataUnavailableError as e:
         raise SystemExit(f'error: {e}') from None
+    if on_gpu:  # once, as uint8: batches are then cut and resized there
+        torch.backends.cudnn.benchmark = True  # fixed shapes: autotune
+        train_set, val_set, test_set = [
+            (x.to(device), y.to(device))
+            for x, y in (train_set, val_set, test_set)]
     loaded = time.time()
     model = build_model(args.model, args.image_size, device)
+    if on_gpu and gpu_options(args):
+        model = GPUOptions(model, args.channels_last, args.bf16)
     startup = startup_breakdown(start, entered, loaded, time.time())
     print(STARTUP_TAG, json.dumps({k: round(v, 3)
                                    for k, v in startup.items()}),
           flush=True)
     n_params = sum(p.numel() for p in model.parameters())
-    threads = (f'{torch.get_num_threads()} CPU thread(s)'
-               if device.type == 'cpu' else torch.cuda.get_device_name(device))
     print(f'model: {args.model} ({n_params:,} parameters), input: 1x'
           f'{args.image_size}x{args.image_size}, device: {device} '
-          f'({threads}), images: {len(train_set[1])} train / '
-          f'{len(val_set[1])} validation', flush=True)
+          f'({describe_device(device, args)}), images: '
+          f'{len(train_set[1])} train / {len(val_set[1])} validation',
+          flush=True)
     optimizer = SGD(model.parameters(), args.learning_rate, args.momentum)
     x_all, y_all = train_set
     for epoch in range(1, args.max_epochs + 1):
         model.train()
         diverged = False
-        order = torch.randperm(len(y_all))
+        order = torch.randperm(len(y_all))  # on the CPU: same on both
+        if on_gpu:
+            order = order.to(device)
         for step, i in enumerate(range(0, len(order), args.batch_size)):
             idx = order[i:i + args.batch_size]
             x = to_input(x_all[idx], args.image_size, device)

@@ -43,50 +43,121 @@ class Setup:
     gpus_per_trial: int = 0    # GPUs of each trial process
     n_seeds: int = 50          # repetitions of each simulated experiment
     constants: dict = field(default_factory=dict)  # fixed script arguments
+    n_gpus: int = 0            # GPUs found on the machine (nvidia-smi)
+    gpus_to_use: list = None   # for LocalBackend: None means all GPUs
 
     def __str__(self):
         args = ', '.join(f'{k}={v}' for k, v in self.constants.items())
+        per_trial = f'{self.threads_per_trial} CPU thread(s)'
+        if self.gpus_per_trial:
+            per_trial += f' and {self.gpus_per_trial} GPU'
         return (f'set-up "{self.name}": {self.n_workers} workers, '
                 f'{self.max_wallclock_time:g} s of tuning, polling every '
-                f'{self.sleep_time:g} s, {self.threads_per_trial} CPU '
-                f'thread(s) per trial; fixed arguments: {args}')
+                f'{self.sleep_time:g} s, {per_trial} per trial; '
+                f'fixed arguments: {args}')
 
 
 CPU_CONSTANTS = dict(max_epochs=27, model='lenet', image_size=28,
                      n_train=8000)
+# The GPU set-up tunes the same problem as the CPU set-up (8,000 training
+# images, 27 epochs, so that ASHA with eta = 3 has rungs at 1, 3 and 9
+# epochs in both) with the network the d2l chapters use on GPUs. Its
+# numbers are a design choice that has not been measured on a GPU yet:
+# ``benchmarks/gpu.py`` measures what it costs where a GPU exists.
+GPU_CONSTANTS = dict(CPU_CONSTANTS, model='alexnet', image_size=224)
+MAX_WORKERS = 4
+
+
+def _gpu_indices(text):
+    """Integer GPU indices in a ``CUDA_VISIBLE_DEVICES`` value, or None.
+
+    None means "not a plain list of indices" (for example GPU UUIDs),
+    which Syne Tune's GPU rotation cannot express.
+    """
+    parts = [p.strip() for p in text.split(',') if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        return None
+    indices = []
+    for p in parts:
+        if int(p) not in indices:  # a GPU counts once
+            indices.append(int(p))
+    return indices
+
+
+def count_gpus(timeout=10):
+    """GPUs this machine reports, counted the way Syne Tune counts them.
+
+    Runs ``nvidia-smi --list-gpus`` (one line per GPU) as Syne Tune 0.16's
+    ``LocalBackend`` does before it hands out GPUs, so that the number of
+    workers matches the GPUs the backend rotates over. No ``nvidia-smi``,
+    a failing one or one that hangs means no GPU. Returns ``(n, listing)``
+    with the command's output lines.
+    """
+    import subprocess
+    try:
+        proc = subprocess.run(['nvidia-smi', '--list-gpus'],
+                              capture_output=True, text=True,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0, []
+    if proc.returncode != 0:
+        return 0, []
+    lines = proc.stdout.splitlines()
+    return len(lines), lines
 
 
 def choose_setup(budget=None, n_gpus=None, cores=None):
     """Pick the experiment's size from the hardware.
 
-    * one to four GPUs: one worker per GPU (at most 4), AlexNet on 224x224
-      images; otherwise the CPU set-up's problem: 8,000 training images,
-      27 epochs, 8 minutes of tuning;
+    * GPUs (as ``nvidia-smi --list-gpus`` lists them, the way Syne Tune's
+      ``LocalBackend`` finds them): one worker per GPU, at most four, each
+      trial on a GPU of its own; AlexNet on 224x224 images, otherwise the
+      CPU set-up's problem: 8,000 training images, 27 epochs, 8 minutes;
     * no GPU: two workers (or more, with more cores), a LeNet-style network
       on 28x28 images, 8,000 training images, 27 epochs, 8 minutes;
     * ``HPO_BUDGET=test`` in the environment (the test suite sets it):
       the same workers, but tiny trials (LeNet, 1,000 images, 9 epochs),
       45 s of tuning and 20 instead of 50 simulated seeds.
 
-    ``n_gpus`` and ``cores`` default to what this machine has.
+    If ``CUDA_VISIBLE_DEVICES`` limits this process to some of the GPUs
+    (as ``d2lbook build`` does when it evaluates notebooks in parallel),
+    only those count; ``gpus_to_use`` then names them for
+    ``LocalBackend``, which by itself would rotate over all GPUs.
+
+    ``n_gpus`` and ``cores`` default to what this machine has; passing
+    ``n_gpus`` skips the detection (``record_curves.py`` passes 0).
     """
-    import torch
     budget = budget or os.environ.get(BUDGET_VARIABLE, 'full')
     if budget not in ('full', 'test'):
         raise ValueError(f'{BUDGET_VARIABLE} must be "full" or "test", '
                          f'got {budget!r}')
     cores = cores or os.cpu_count() or 1
-    n_gpus = torch.cuda.device_count() if n_gpus is None else n_gpus
+    gpus_to_use, detected = None, n_gpus is None
+    if detected:
+        n_gpus, _ = count_gpus()
+        visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+        if n_gpus and visible is not None:
+            indices = _gpu_indices(visible)
+            if indices is not None:
+                gpus_to_use = [i for i in indices if i < n_gpus]
+                n_gpus = len(gpus_to_use)
     if n_gpus > 0:
-        n_workers = min(4, n_gpus)
+        # One trial per GPU, and at most four workers, the number the
+        # chapter's experiments are designed for.
+        # Whether two trials sharing a GPU beat one trial per GPU has not
+        # been measured; benchmarks/gpu.py measures 1 to 4 trials on one
+        # GPU to decide it where a GPU exists.
+        n_workers = min(MAX_WORKERS, n_gpus)
+        if gpus_to_use is not None:
+            gpus_to_use = gpus_to_use[:n_workers]
         setup = Setup(f'{n_gpus} GPU(s)', n_workers=n_workers,
                       max_wallclock_time=480, sleep_time=0.5,
                       threads_per_trial=max(1, cores // n_workers),
-                      gpus_per_trial=1,
-                      constants=dict(CPU_CONSTANTS, model='alexnet',
-                                     image_size=224))
+                      gpus_per_trial=1, n_gpus=n_gpus,
+                      gpus_to_use=gpus_to_use,
+                      constants=dict(GPU_CONSTANTS))
     else:
-        n_workers = min(4, max(2, cores // 2))
+        n_workers = min(MAX_WORKERS, max(2, cores // 2))
         setup = Setup('CPU', n_workers=n_workers, max_wallclock_time=480,
                       sleep_time=0.5,
                       threads_per_trial=max(1, cores // n_workers),
@@ -96,6 +167,14 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
         setup.max_wallclock_time, setup.n_seeds = 45, 20
         setup.constants = dict(max_epochs=9, model='lenet', image_size=28,
                                n_train=1000)
+    elif n_gpus > 0 and detected:
+        from train_common import cuda_problem
+        problem = cuda_problem()
+        if problem:
+            print(f'warning: nvidia-smi lists {n_gpus} GPU(s), but PyTorch '
+                  f'cannot use CUDA here ({problem}); the trials will '
+                  'train AlexNet on the CPU, far too slowly for this '
+                  'budget.')
     return setup
 
 

@@ -10,9 +10,11 @@ import train_common
 def test_gpu_machines_get_one_worker_per_gpu(n_gpus, workers):
     setup = hpo_utils.choose_setup('full', n_gpus=n_gpus, cores=16)
     assert setup.n_workers == workers and setup.gpus_per_trial == 1
-    assert setup.constants['model'] == 'alexnet'
-    assert setup.constants['image_size'] == 224
-    assert setup.max_wallclock_time == 600
+    # the CPU set-up's problem (27 epochs: rungs 1, 3, 9 with eta 3),
+    # with AlexNet on 224x224 images
+    assert setup.constants == dict(max_epochs=27, model='alexnet',
+                                   image_size=224, n_train=8000)
+    assert setup.max_wallclock_time == 480
 
 
 @pytest.mark.parametrize('cores,workers,threads',
@@ -21,16 +23,16 @@ def test_cpu_machines_share_their_cores(cores, workers, threads):
     setup = hpo_utils.choose_setup('full', n_gpus=0, cores=cores)
     assert (setup.n_workers, setup.threads_per_trial) == (workers, threads)
     assert setup.gpus_per_trial == 0
-    assert setup.constants == dict(max_epochs=8, model='lenet',
-                                   image_size=28, n_train=20000)
+    assert setup.constants == dict(max_epochs=27, model='lenet',
+                                   image_size=28, n_train=8000)
     assert setup.max_wallclock_time == 480
 
 
 def test_test_budget_is_small_and_named(monkeypatch):
     monkeypatch.setenv('HPO_BUDGET', 'test')
-    setup = hpo_utils.choose_setup()
-    assert setup.name == 'test' and setup.max_wallclock_time <= 60
-    assert 'set-up "test"' in str(setup)
+    setup = hpo_utils.choose_setup(n_gpus=0)
+    assert setup.name == 'test (CPU)' and setup.max_wallclock_time <= 60
+    assert 'set-up "test (CPU)"' in str(setup)
     monkeypatch.setenv('HPO_BUDGET', 'huge')
     with pytest.raises(ValueError, match='HPO_BUDGET'):
         hpo_utils.choose_setup()

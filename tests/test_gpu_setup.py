@@ -1,0 +1,389 @@
+"""The GPU set-up, exercised on machines without a GPU.
+
+A fake ``nvidia-smi`` on the ``PATH`` answers ``--list-gpus`` like a machine
+with 1, 2 or 4 GPUs. That is how Syne Tune's ``LocalBackend`` finds GPUs,
+and how ``hpo_utils.choose_setup`` counts them, so everything above the
+driver runs as on a GPU machine: the set-up the notebooks choose, the GPUs
+the backend hands out to concurrent trials through ``CUDA_VISIBLE_DEVICES``,
+and the trials themselves, which find that CUDA is not usable, say so, and
+train on the CPU. On a machine with a real GPU the same tests run; trials
+that get a real GPU train on it.
+
+Tests that start trials run them in real processes and kill every process
+they started in a finalizer, also when the test fails or times out (see
+``process_tree``).
+"""
+import ctypes
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+import torch
+
+from conftest import ROOT, run_script
+
+sys.path.insert(0, str(ROOT / 'chapter_hpo'))
+import hpo_utils  # noqa: E402
+
+SCRIPTS = ['train_script.py', 'train_script_report_eachepoch.py']
+TINY = ['--max_epochs', '1', '--n_train', '500', '--batch_size', '64']
+CUDA = torch.cuda.is_available()  # a real GPU where the tests run
+FALLBACK = re.compile(r"^warning: (.*), but PyTorch cannot use CUDA "
+                      r"\((.+)\); training on the CPU instead$", re.M)
+DEVICE = re.compile(r'device: (\S+) \(.*CUDA_VISIBLE_DEVICES(=(\S*)| unset)'
+                    r'.*\)')
+
+
+def write_fake_nvidia_smi(directory, n_gpus, returncode=0):
+    """An ``nvidia-smi`` that lists ``n_gpus`` GPUs (and ignores options)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ''.join(f'echo "GPU {i}: Fake GPU {i} (UUID: GPU-fake-{i})"\n'
+                    for i in range(n_gpus))
+    path = directory / 'nvidia-smi'
+    path.write_text(f'#!/bin/sh\n{lines}exit {returncode}\n')
+    path.chmod(0o755)
+    return directory
+
+
+@pytest.fixture
+def fake_gpus(tmp_path, monkeypatch):
+    """Call with a number of GPUs: puts a fake ``nvidia-smi`` on ``PATH``.
+
+    Also forgets the GPU count Syne Tune caches per process, clears
+    ``CUDA_VISIBLE_DEVICES`` and works in ``tmp_path`` (Syne Tune writes
+    ``nvidia-smi``'s output to ``./std.out``). Returns the ``PATH``.
+    """
+    import syne_tune.num_gpu
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+
+    def install(n_gpus, returncode=0):
+        bin_dir = write_fake_nvidia_smi(tmp_path / f'bin{n_gpus}', n_gpus,
+                                        returncode)
+        path = f'{bin_dir}{os.pathsep}{os.environ["PATH"]}'
+        monkeypatch.setenv('PATH', path)
+        monkeypatch.setattr(syne_tune.num_gpu, '_num_gpus', None)
+        return path
+    return install
+
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def _subreaper(on):
+    """Make orphaned descendants of this process its children (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+
+
+@pytest.fixture
+def process_tree():
+    """Kill, when the test ends, every process it started, however deep.
+
+    While the test runs, this process is a "child subreaper": a trial whose
+    parent (a tuner, a Jupyter kernel) died is re-parented here instead of
+    to init, so it is still found among our descendants. The finalizer
+    freezes all new descendants, kills them by process id and reaps them.
+    It sends SIGKILL, so it works even where SIGINT is ignored (a test run
+    started as a background job).
+    """
+    me = psutil.Process()
+    reaping = _subreaper(True)
+    before = {p.pid for p in me.children(recursive=True)}
+    yield
+    try:
+        started = [p for p in me.children(recursive=True)
+                   if p.pid not in before]
+        for p in started:
+            try:
+                p.suspend()  # no new children from here on
+            except psutil.Error:
+                pass
+        started += [p for p in me.children(recursive=True)
+                    if p.pid not in before and p not in started]
+        for p in started:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(started, timeout=20)
+    finally:
+        if reaping:
+            _subreaper(False)
+
+
+# ---------------------------------------------------------------------------
+# the set-up the notebooks choose
+
+
+@pytest.mark.parametrize('n_gpus,workers', [(1, 1), (2, 2), (4, 4), (8, 4)])
+def test_setup_follows_the_gpus_nvidia_smi_lists(fake_gpus, capsys, n_gpus,
+                                                 workers):
+    fake_gpus(n_gpus)
+    setup = hpo_utils.choose_setup('full')  # nothing but the machine
+    assert setup.n_gpus == n_gpus
+    assert (setup.n_workers, setup.gpus_per_trial) == (workers, 1)
+    assert setup.gpus_to_use is None  # all of them
+    assert setup.constants == dict(hpo_utils.GPU_CONSTANTS)
+    assert setup.constants['model'] == 'alexnet'
+    assert setup.constants['max_epochs'] == 27  # rungs 1, 3, 9 at eta 3
+    assert f'set-up "{n_gpus} GPU(s)"' in str(setup)
+    assert '1 GPU per trial' in str(setup)
+    said = capsys.readouterr().out
+    if not CUDA:  # the fake GPUs cannot train AlexNet: the set-up says so
+        assert f'nvidia-smi lists {n_gpus} GPU(s), but PyTorch cannot ' \
+            'use CUDA' in said
+
+
+@pytest.mark.parametrize('n_gpus', [1, 2, 4])
+def test_test_budget_keeps_tiny_lenet_trials_on_gpus(fake_gpus, capsys,
+                                                     n_gpus):
+    fake_gpus(n_gpus)
+    setup = hpo_utils.choose_setup('test')
+    assert setup.name == f'test ({n_gpus} GPU(s))'
+    assert setup.n_workers == n_gpus and setup.gpus_per_trial == 1
+    assert setup.constants == dict(max_epochs=9, model='lenet',
+                                   image_size=28, n_train=1000)
+    assert setup.max_wallclock_time == 45 and setup.n_seeds == 20
+    assert capsys.readouterr().out == ''  # LeNet is fine on a CPU
+
+
+def test_failing_nvidia_smi_means_no_gpu(fake_gpus):
+    fake_gpus(4, returncode=9)  # e.g. a driver/library version mismatch
+    setup = hpo_utils.choose_setup('full', cores=2)
+    assert setup.n_gpus == 0 and setup.gpus_per_trial == 0
+    assert setup.name == 'CPU'
+    assert setup.constants == hpo_utils.CPU_CONSTANTS
+
+
+def test_cuda_visible_devices_limits_the_gpus(fake_gpus, monkeypatch):
+    fake_gpus(4)
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3,1')
+    setup = hpo_utils.choose_setup('test')
+    assert setup.n_workers == 2 and setup.gpus_to_use == [3, 1]
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')  # all hidden
+    setup = hpo_utils.choose_setup('test', cores=2)
+    assert setup.n_gpus == 0 and setup.n_workers == 2
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', 'GPU-fake-0')  # a UUID
+    setup = hpo_utils.choose_setup('test')
+    assert setup.n_workers == 4 and setup.gpus_to_use is None
+
+
+# ---------------------------------------------------------------------------
+# the training scripts on a GPU that is not there
+
+
+@pytest.mark.skipif(CUDA, reason='a real GPU: CUDA is usable here')
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_script_says_cuda_is_unusable_and_trains_anyway(fake_gpus, script):
+    path = fake_gpus(4)
+    proc, metrics = run_script(script, *TINY, env=dict(
+        PATH=path, CUDA_VISIBLE_DEVICES='2'))
+    assert proc.returncode == 0, proc.stderr
+    warnings = FALLBACK.findall(proc.stdout)
+    assert len(warnings) == 1, proc.stdout  # one line, said once
+    assert warnings[0][0] == 'CUDA_VISIBLE_DEVICES=2'
+    assert DEVICE.search(proc.stdout).group(1, 3) == ('cpu', '2')
+    assert metrics and 0 <= metrics[-1]['validation_error'] <= 1
+
+
+@pytest.mark.skipif(CUDA, reason='a real GPU: CUDA is usable here')
+def test_one_gpu_is_recognised_by_nvidia_smi_alone(fake_gpus):
+    # with one GPU, LocalBackend sets no CUDA_VISIBLE_DEVICES
+    path = fake_gpus(1)
+    env = dict(os.environ, PATH=path)
+    env.pop('CUDA_VISIBLE_DEVICES', None)
+    proc = subprocess.run(
+        [sys.executable, '-c', 'import train_common as t; '
+         'd, w = t.choose_device(); print(d); print(w)'],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    device, warning = proc.stdout.splitlines()
+    assert device == 'cpu'
+    assert FALLBACK.match(warning).group(1) == 'nvidia-smi is on the PATH'
+
+
+def test_hidden_gpus_are_no_warning(fake_gpus):
+    path = fake_gpus(4)
+    proc, metrics = run_script('train_script.py', *TINY, env=dict(
+        PATH=path, CUDA_VISIBLE_DEVICES=''))
+    assert proc.returncode == 0, proc.stderr
+    assert not FALLBACK.search(proc.stdout)
+    assert DEVICE.search(proc.stdout).group(1, 3) == ('cpu', '')
+
+
+@pytest.mark.skipif(not CUDA, reason='needs a GPU')
+@pytest.mark.parametrize('options', [[], ['--channels_last', '--bf16']])
+def test_script_trains_on_a_real_gpu(options):
+    proc, metrics = run_script('train_script_report_eachepoch.py', *TINY,
+                               *options)
+    assert proc.returncode == 0, proc.stderr
+    assert 'device: cuda:0' in proc.stdout
+    assert not FALLBACK.search(proc.stdout)
+    assert 0 <= metrics[-1]['validation_error'] <= 1
+
+
+# ---------------------------------------------------------------------------
+# LocalBackend hands out the fake GPUs to concurrent trials
+
+TUNER = textwrap.dedent('''
+    import os, sys
+    sys.path.insert(0, {chapter!r})
+    import numpy as np
+    import hpo_utils
+    from syne_tune import StoppingCriterion, Tuner
+    from syne_tune.backend import LocalBackend
+    from syne_tune.optimizer.baselines import RandomSearch
+    setup = hpo_utils.choose_setup()  # from the (fake) nvidia-smi
+    print('workers', setup.n_workers, flush=True)
+    os.environ['OMP_NUM_THREADS'] = '1'
+    np.random.seed(0)
+    space = dict(hpo_utils.search_space(), **setup.constants)
+    space.update(max_epochs=1, n_train=500)  # shrunk further
+    tuner = Tuner(
+        trial_backend=LocalBackend(
+            entry_point={script!r},
+            num_gpus_per_trial=setup.gpus_per_trial,
+            gpus_to_use=setup.gpus_to_use),
+        scheduler=RandomSearch(space, metrics=['validation_error'],
+                               do_minimize=True, random_seed=0),
+        stop_criterion=StoppingCriterion(
+            max_wallclock_time=300,
+            max_num_trials_finished={finished}),
+        n_workers=setup.n_workers, sleep_time=0.5, max_failures=1)
+    tuner.run()
+    print('tuner', tuner.name, flush=True)
+''')
+
+
+def trial_devices(exp):
+    """Per trial: CUDA_VISIBLE_DEVICES it printed, device, fallback line.
+
+    Trials that printed nothing yet (killed at the end while starting up)
+    are left out.
+    """
+    devices = {}
+    for trial_dir in exp.path.iterdir():
+        if trial_dir.name.isdigit():
+            out = (trial_dir / 'std.out').read_text()
+            m = DEVICE.search(out)
+            if m:
+                visible = m.group(3) if m.group(2) != ' unset' else None
+                devices[int(trial_dir.name)] = (visible, m.group(1),
+                                                bool(FALLBACK.search(out)))
+    return devices
+
+
+def check_gpus_of_concurrent_trials(exp, gpus):
+    """Trials running at once had distinct GPUs; every trial said where.
+
+    ``gpus``: the GPU indices the trials may get.
+    """
+    trials = hpo_utils.trial_table(exp)
+    devices = trial_devices(exp)
+    silent = trials.loc[sorted(set(trials.index) - set(devices))]
+    assert (silent['status'] == 'cut off').all(), silent
+    trials = trials.loc[sorted(devices)]
+    for trial_id, (visible, device, warned) in devices.items():
+        if len(gpus) == 1:  # nothing to rotate over: nothing is set
+            assert visible is None
+        else:
+            assert visible in {str(i) for i in gpus}
+        # a GPU PyTorch can use, or one line saying it cannot
+        assert device == 'cuda:0' or (device == 'cpu' and warned)
+    overlaps = 0
+    ids = list(trials.index)
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            if (trials.loc[a, 'start'] < trials.loc[b, 'end']
+                    and trials.loc[b, 'start'] < trials.loc[a, 'end']):
+                overlaps += 1
+                assert devices[a][0] != devices[b][0], (a, b, devices)
+    return overlaps, trials
+
+
+@pytest.mark.parametrize('n_gpus,visible', [(1, None), (2, None), (4, None),
+                                            (4, '1,3')])
+def test_local_backend_gives_concurrent_trials_distinct_gpus(
+        fake_gpus, process_tree, tmp_path, n_gpus, visible):
+    """Also with CUDA_VISIBLE_DEVICES limiting the tuner to some GPUs
+    (as ``d2lbook build`` does), passed on as ``setup.gpus_to_use``."""
+    from syne_tune.experiments import load_experiment
+    path = fake_gpus(n_gpus)
+    gpus = (list(range(n_gpus)) if visible is None
+            else [int(i) for i in visible.split(',')])
+    folder = tmp_path / 'experiments'
+    code = TUNER.format(chapter=str(ROOT / 'chapter_hpo'),
+                        script=str(ROOT / 'train_script_report_eachepoch.py'),
+                        finished=len(gpus) + 2)
+    env = dict(os.environ, PATH=path, HPO_BUDGET='test',
+               SYNETUNE_FOLDER=str(folder))
+    env.pop('CUDA_VISIBLE_DEVICES', None)
+    if visible is not None:
+        env['CUDA_VISIBLE_DEVICES'] = visible
+    proc = subprocess.run([sys.executable, '-c', code], cwd=tmp_path,
+                          env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f'workers {len(gpus)}' in proc.stdout
+    name = re.search(r'^tuner (\S+)$', proc.stdout, re.M).group(1)
+    exp = load_experiment(name, local_path=str(folder))
+    overlaps, trials = check_gpus_of_concurrent_trials(exp, gpus)
+    assert len(trials) >= len(gpus) + 2
+    if len(gpus) > 1:
+        assert overlaps > 0, trials  # else distinctness was never tested
+        # more trials than GPUs: a GPU was handed out again once free
+        used = {d[0] for d in trial_devices(exp).values()}
+        assert used == {str(i) for i in gpus}
+
+
+# ---------------------------------------------------------------------------
+# both sections, as notebooks, with four fake GPUs and the test budget
+
+NOTEBOOK = textwrap.dedent('''
+    import sys
+    import nbclient, nbformat
+    nb = nbformat.read(sys.argv[1], 4)
+    try:
+        nbclient.NotebookClient(
+            nb, timeout=900, kernel_name='python3',
+            resources={'metadata': {'path': sys.argv[2]}}).execute()
+    finally:
+        nbformat.write(nb, sys.argv[1])
+''')
+
+
+@pytest.mark.parametrize('section', ['rs-async', 'sh-async'])
+def test_section_runs_with_four_fake_gpus(fake_gpus, process_tree,
+                                          tmp_path, section):
+    from syne_tune.experiments import load_experiment
+    path = fake_gpus(4)
+    notebook = tmp_path / f'{section}.ipynb'
+    subprocess.run([str(ROOT / '.venv' / 'bin' / 'notedown'), '--match',
+                    'strict', str(ROOT / 'chapter_hpo' / f'{section}.md'),
+                    '-o', str(notebook)], check=True, timeout=120)
+    folder = tmp_path / 'experiments'
+    env = dict(os.environ, PATH=path, HPO_BUDGET='test',
+               SYNETUNE_FOLDER=str(folder))
+    env.pop('CUDA_VISIBLE_DEVICES', None)
+    proc = subprocess.run(
+        [sys.executable, '-c', NOTEBOOK, str(notebook),
+         str(ROOT / 'chapter_hpo')], env=env, capture_output=True,
+        text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    import nbformat
+    nb = nbformat.read(notebook, 4)
+    text = '\n'.join(o.get('text', '') for c in nb.cells
+                     if c.cell_type == 'code' for o in c.get('outputs', []))
+    assert 'set-up "test (4 GPU(s))": 4 workers' in text
+    names = [p.name for p in folder.iterdir() if p.is_dir()]
+    assert names, 'the notebook ran no experiment'
+    for name in names:
+        exp = load_experiment(name, local_path=str(folder))
+        overlaps, _ = check_gpus_of_concurrent_trials(exp, range(4))
+        assert overlaps > 0
