@@ -45,6 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'chapter_hpo'))
 RESULTS = ROOT / 'benchmarks' / 'results.md'
+CHAPTER = ROOT / 'chapter_hpo'
 PARTS = ('throughput', 'startup', 'tuner', 'sections', 'simulation',
          'book')
 
@@ -215,15 +216,22 @@ def part_simulation(rows, n_seeds):
             f'{r.median_time:.0f} s [{r.low:.0f}, {r.high:.0f}]; '
             f'/ RS {r.ratio:.2f} [{r.ratio_low:.2f}, {r.ratio_high:.2f}]; '
             f'first in {r.first:g} of {r.seeds:g} seeds'))
+    # the same calls, with the same parameters, as in sh-async.md: they
+    # also write the cached tables that the notebook then reads
     startup = float(curves.loc[curves.epoch == 1,
                                'startup_cpu_time'].median())
-    saving = hpo_sim.saving_sweep(curves, [0.0, startup, 2 * startup],
-                                  [9, 27], range(n_seeds))
+    n_epochs = int(curves['epoch'].max())
+    saving = hpo_sim.cached(
+        CHAPTER / 'sim_saving.csv', hpo_sim.saving_sweep, curves=curves,
+        startups=[0.0, startup, 2 * startup],
+        epoch_budgets=[n_epochs // 3, n_epochs], seeds=range(n_seeds),
+        max_wallclock_time=480)
     for _, r in saving.iterrows():
         rows.append(('simulation', f'ASHA / RS time, r_max {r.epochs:g}, '
                      f'start-up {r.startup:.1f} s',
                      f'{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}]'))
-    speedup = hpo_sim.speedup(curves, seeds=range(n_seeds))
+    speedup = hpo_sim.cached(CHAPTER / 'sim_speedup.csv', hpo_sim.speedup,
+                             curves=curves, seeds=range(n_seeds))
     for k, r in speedup.iterrows():
         rows.append(('simulation', f'random search speed-up, {k} workers',
                      f'{r.speedup:.2f} [{r.low:.2f}, {r.high:.2f}] '
