@@ -50,8 +50,10 @@ RAW_FILES = {'train_x': 'train-images-idx3-ubyte.gz',
 NUM_VAL = 10000          # images held out of the 60,000 for validation
 SPLIT_SEED = 0           # fixes which images are held out, once and for all
 # Images per validation batch. On a GPU larger batches mean fewer kernel
-# launches; 2,000 keeps AlexNet's largest activation (224x224 input) at
-# about 2 GB, so that four trials can share one GPU in benchmarks/gpu.py.
+# launches; with 2,000, AlexNet's largest activation (224x224 input: 96 x
+# 54 x 54 floats per image) is about 2.2 GB by arithmetic (not measured),
+# so that four trials fit on one GPU for the test in benchmarks/gpu.py.
+# The CPU keeps 1,000, as when its learning curves were recorded.
 VAL_BATCH = {'cpu': 1000, 'cuda': 2000}
 
 
