@@ -4,7 +4,8 @@ import re
 
 from conftest import ROOT
 
-PIN = re.compile(r'^([A-Za-z0-9_.\-]+)==([^\s#]+)')
+# name, optional extras (``ray[tune]``), version
+PIN = re.compile(r'^([A-Za-z0-9_.\-]+)(?:\[[A-Za-z0-9_,\-]+\])?==([^\s#]+)')
 
 
 def requirement_pins():

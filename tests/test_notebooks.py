@@ -100,3 +100,19 @@ def test_worked_example_matches_syne_tune(html_build):
     rows = re.findall(r'^\| ([\d.]+) \| [\d., ]+ \| \d+/\d+ \| (\w+) \|$',
                       source, re.M)
     assert [(v, d.upper()) for v, d in rows] == decisions
+
+
+def test_ray_section_checked_its_decisions_and_cleaned_up(html_build):
+    """The Ray section (its own checks: it runs no Syne Tune-only table)."""
+    cells, outs = outputs('hpo-ray')
+    assert all(c.get('execution_count') for c in cells)
+    assert not [o for o in outs if o.output_type == 'error']
+    text = text_of(outs)
+    assert 'set-up "test' in text
+    assert re.search(r'\d+ Ray nodes started on this machine', text)
+    m = re.search(r'(\d+) decisions, (\d+) agree with the recomputation',
+                  text)
+    assert m and m.group(1) == m.group(2), text[-3000:]
+    assert 'Ray processes still running: 0' in text
+    svgs = [o for o in outs if 'data' in o and 'image/svg+xml' in o.data]
+    assert len(svgs) >= 1

@@ -1,0 +1,835 @@
+"""Ray Tune for the chapter: a cluster, the trainable, and ASHA on record.
+
+Syne Tune 0.16 runs trials on one machine. This module lets the section
+:numref:`sec_hpo_ray` run the same tuning problem with Ray Tune on a Ray
+cluster: a real one (``RAY_ADDRESS``) or one made of several real Ray
+nodes on this machine. It holds
+
+* ``RayCluster``: connects to ``RAY_ADDRESS`` or starts a head node and
+  worker nodes here (each its own raylet with its own CPUs), and makes
+  sure nothing it started outlives it;
+* ``train_fn``: a Ray Tune function trainable that drives
+  ``train_common.train``, the training both Syne Tune scripts run;
+* ``RecordingASHA``: Ray Tune's ``ASHAScheduler`` unchanged, but writing
+  each decision and each trial's start and end to a file, so that the
+  decisions can be checked against ``ray_asha_decisions``, an independent
+  recomputation of Ray's rule;
+* ``trial_table``: one row per trial (node, times, epochs, errors, how it
+  ended, start-up overhead), with the same columns as
+  ``hpo_utils.trial_table`` for Syne Tune, so both can be compared.
+"""
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import time
+import uuid
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:  # train_common lives in the repository root
+    sys.path.insert(0, str(ROOT))
+
+from train_common import STARTUP_TAG, make_parser, train  # noqa: E402
+
+# Set for every process a RayCluster starts (they inherit it), so that
+# cleanup finds them even after they were re-parented to init
+TAG_VARIABLE = 'HPO_RAY_TAG'
+# Offline and quiet: no usage statistics
+QUIET_ENV = {'RAY_USAGE_STATS_ENABLED': '0', 'RAY_AIR_NEW_OUTPUT': '0'}
+# For the nodes started here. A raylet waits this long for its agents to
+# start; the default (15 s) is too short on a loaded machine, where they
+# take long to import. Ray runs worker processes 15 steps nicer than the
+# raylet by default; trials then get almost no CPU next to other load,
+# and LocalBackend's trials run at normal priority, so we do the same.
+START_ENV = {'RAY_raylet_start_wait_time_s': '120',
+             'RAY_worker_niceness': '0'}
+OBJECT_STORE_BYTES = 100 * 2 ** 20  # trials pass no large objects
+os.environ.update(QUIET_ENV)  # before Ray is imported
+
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+
+
+class NoClusterError(ConnectionError):
+    """``RAY_ADDRESS`` names a cluster that does not answer."""
+
+
+def _check_address(address, timeout=5.0):
+    """Fail fast and clearly if no Ray cluster answers at ``address``."""
+    if address == 'auto':
+        return  # ray.init finds a cluster started on this machine
+    host, _, port = address.rpartition(':')
+    host = host.replace('ray://', '') or '127.0.0.1'
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as e:
+        raise NoClusterError(
+            f'RAY_ADDRESS={address!r}, but no Ray cluster answers there '
+            f'({e}). Start one with `ray start --head` on the head machine '
+            'and `ray start --address=HEAD_IP:6379` on the others, or '
+            'unset RAY_ADDRESS to start a cluster on this machine.') \
+            from None
+
+
+def _has_tag(process, tag):
+    """Whether ``process`` was started with ``TAG_VARIABLE=tag``.
+
+    Reads ``/proc/PID/environ`` itself: Ray's processes rename themselves
+    (``ray::DashboardAgent``) by writing over the start of that memory,
+    and psutil's ``environ()`` then returns nothing.
+    """
+    entry = f'{TAG_VARIABLE}={tag}'.encode()
+    try:
+        with open(f'/proc/{process.pid}/environ', 'rb') as f:
+            return entry in f.read().split(b'\0')
+    except FileNotFoundError:
+        if os.path.isdir('/proc'):
+            return False  # gone
+        return process.environ().get(TAG_VARIABLE) == tag  # not Linux
+
+
+def tagged_processes(tag):
+    """Processes of this user whose environment carries ``tag``."""
+    import psutil
+    found = []
+    for p in psutil.process_iter(['pid']):
+        try:
+            if p.pid != os.getpid() and _has_tag(p, tag):
+                found.append(p)
+        except (psutil.Error, OSError):
+            pass  # gone meanwhile, or another user's process
+    return found
+
+
+def kill_tagged(tag, timeout=5.0):
+    """Kill every process with ``tag``; return how many were alive.
+
+    A ``SIGTERM`` first; what is still there after ``timeout`` seconds
+    gets ``SIGKILL`` (Ray's per-node agents ignore ``SIGTERM`` once their
+    raylet is gone).
+    """
+    import psutil
+    procs = tagged_processes(tag)
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive, timeout=timeout)
+    return len(procs)
+
+
+class _gpus_for_node:
+    """Give node ``i`` of a local cluster its own GPUs.
+
+    Nodes on one machine would otherwise all see every GPU and number
+    them from 0, so that their trials would share the first ones. A
+    raylet uses the GPUs in ``CUDA_VISIBLE_DEVICES`` when it starts.
+    """
+
+    def __init__(self, i, gpus_per_node):
+        self.i, self.n = i, gpus_per_node
+
+    def __enter__(self):
+        self.saved = os.environ.get('CUDA_VISIBLE_DEVICES')
+        if self.n:
+            import torch
+            visible = (self.saved.split(',') if self.saved else
+                       [str(g) for g in range(torch.cuda.device_count())])
+            mine = visible[self.i * self.n:(self.i + 1) * self.n]
+            if len(mine) < self.n:
+                raise RuntimeError(f'node {self.i} needs {self.n} GPU(s), '
+                                   f'but only {len(visible)} are visible')
+            os.environ['CUDA_VISIBLE_DEVICES'] = ','.join(mine)
+
+    def __exit__(self, *exc):
+        if self.saved is None:
+            os.environ.pop('CUDA_VISIBLE_DEVICES', None)
+        else:
+            os.environ['CUDA_VISIBLE_DEVICES'] = self.saved
+
+
+class RayCluster:
+    """A Ray cluster to tune on: the one at ``RAY_ADDRESS``, or a new one.
+
+    Without ``RAY_ADDRESS``, ``start`` starts ``n_nodes`` Ray nodes on
+    this machine (a head node and ``n_nodes - 1`` worker nodes, each a
+    raylet of its own with ``cpus_per_node`` CPUs and ``gpus_per_node``
+    GPUs) and connects to them. ``shutdown`` (also on leaving a ``with``
+    block, on an exception such as ``KeyboardInterrupt``, and when the
+    interpreter exits) disconnects and stops every process it started.
+    """
+
+    def __init__(self, n_nodes=2, cpus_per_node=1, gpus_per_node=0,
+                 address=None):
+        self.n_nodes, self.cpus_per_node = n_nodes, cpus_per_node
+        self.gpus_per_node = gpus_per_node
+        self.address = address or os.environ.get('RAY_ADDRESS') or None
+        self.tag = f'hpo-ray-{uuid.uuid4().hex[:12]}'
+        self.local = None  # ray.cluster_utils.Cluster when started here
+        self.started_here = False
+        self.startup_seconds = None
+
+    def trial_env(self):
+        """What every trial process needs: the code, the data, threads."""
+        from train_common import data_dir
+        path = [str(ROOT), str(HERE), os.environ.get('PYTHONPATH', '')]
+        return {'PYTHONPATH': os.pathsep.join(p for p in path if p),
+                'HPO_DATA_DIR': str(data_dir()),
+                'OMP_NUM_THREADS': str(self.cpus_per_node), **QUIET_ENV}
+
+    def start(self):
+        import atexit
+        os.environ.update(QUIET_ENV)
+        import ray
+        if self.address:
+            _check_address(self.address)
+        started = time.time()
+        if self.address:
+            ray.init(address=self.address,
+                     runtime_env={'env_vars': self.trial_env()},
+                     log_to_driver=False)
+        else:
+            from ray.cluster_utils import Cluster
+            atexit.register(self.shutdown)
+            self.started_here = True
+            node = dict(num_cpus=self.cpus_per_node,
+                        num_gpus=self.gpus_per_node,
+                        object_store_memory=OBJECT_STORE_BYTES)
+            # the nodes inherit the tag (and their workers from them)
+            added = dict(START_ENV, **{TAG_VARIABLE: self.tag})
+            saved = {k: os.environ.get(k) for k in added}
+            os.environ.update(added)
+            try:
+                with _gpus_for_node(0, self.gpus_per_node):
+                    self.local = Cluster(
+                        initialize_head=True,
+                        head_node_args=dict(node, include_dashboard=False))
+                for i in range(1, self.n_nodes):
+                    with _gpus_for_node(i, self.gpus_per_node):
+                        self.local.add_node(**node)
+                self.local.wait_for_nodes()
+                ray.init(address=self.local.address, log_to_driver=False,
+                         runtime_env={'env_vars': self.trial_env()})
+            except BaseException:
+                self.shutdown()
+                raise
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+        self.startup_seconds = time.time() - started
+        return self
+
+    def nodes(self):
+        """The cluster's live nodes: a short name, id, CPUs and GPUs."""
+        import ray
+        alive = [n for n in ray.nodes() if n['Alive']]
+        head = [n for n in alive
+                if 'node:__internal_head__' in n['Resources']]
+        others = sorted((n for n in alive if n not in head),
+                        key=lambda n: n['NodeID'])
+        rows = []
+        for i, n in enumerate(head + others):
+            name = 'head' if n in head else f'worker {i + 1 - len(head)}'
+            rows.append(dict(node=name, node_id=n['NodeID'][:8],
+                             address=n['NodeManagerAddress'],
+                             CPUs=n['Resources'].get('CPU', 0),
+                             GPUs=n['Resources'].get('GPU', 0)))
+        return pd.DataFrame(rows).set_index('node')
+
+    def shutdown(self):
+        """Disconnect; stop and kill everything this object started."""
+        import ray
+        if ray.is_initialized():
+            ray.shutdown()
+        if self.local is not None:
+            try:
+                self.local.shutdown()
+            finally:
+                self.local = None
+        if self.started_here:
+            kill_tagged(self.tag)
+
+    def leftovers(self):
+        """Processes this cluster started that are still running."""
+        return tagged_processes(self.tag)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+
+def ray_search_space(space):
+    """Syne Tune's search space (``hpo_utils.search_space``) in Ray Tune.
+
+    The same distributions; Syne Tune's ``randint`` includes its upper
+    bound, Ray Tune's does not. Constants (the set-up's fixed arguments)
+    stay constants.
+    """
+    from ray import tune
+    from syne_tune.config_space import Float, Integer
+    converted = {}
+    for name, domain in space.items():
+        if isinstance(domain, Float):
+            log = type(domain.get_sampler()).__name__ == '_LogUniform'
+            make = tune.loguniform if log else tune.uniform
+            converted[name] = make(domain.lower, domain.upper)
+        elif isinstance(domain, Integer):
+            converted[name] = tune.randint(domain.lower, domain.upper + 1)
+        else:
+            converted[name] = domain
+    return converted
+
+
+def trial_args(config):
+    """The training arguments of a trial, checked as on the command line."""
+    parser = make_parser('a Ray Tune trial')
+    parser.prog = 'train_fn'
+    known = {a.dest for a in parser._actions}
+    argv = [f'--{k}={v}' for k, v in config.items() if k in known]
+    message = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(message):
+            return parser.parse_args(argv)
+    except SystemExit:  # argparse said why on stderr
+        raise ValueError(message.getvalue().strip().splitlines()[-1]) \
+            from None
+
+
+class StartupCatcher(io.TextIOBase):
+    """Passes output on to ``stream``; keeps the start-up line of ``train``.
+
+    ``train`` prints how long each phase of its start-up took, as one line
+    that starts with ``STARTUP_TAG``; ``startup`` holds it as a dict.
+    """
+
+    def __init__(self, stream):
+        self.stream, self.line, self.startup = stream, '', None
+
+    def write(self, text):
+        self.line += text
+        while '\n' in self.line:
+            line, self.line = self.line.split('\n', 1)
+            if line.startswith(STARTUP_TAG):
+                self.startup = json.loads(line[len(STARTUP_TAG):])
+        return self.stream.write(text)
+
+    def flush(self):
+        self.stream.flush()
+
+
+def train_fn(config):
+    """One Ray Tune trial: train as ``config`` says, report every epoch.
+
+    The training is ``train_common.train``, as in the Syne Tune scripts.
+    Each report adds ``epoch``, the node and the process that run the
+    trial, and, to measure the start-up overhead, when this function was
+    entered and how long ``train`` took to load the data and build the
+    model (from the start-up line it prints).
+    """
+    import ray
+    import torch
+    from ray import tune
+    fn_entered = time.time()
+    threads = ray.get_runtime_context().get_assigned_resources().get('CPU')
+    torch.set_num_threads(max(1, int(threads or 1)))
+    node = ray.get_runtime_context().get_node_id()
+    out = StartupCatcher(sys.stdout)
+    with contextlib.redirect_stdout(out):
+        for epoch, metrics in train(trial_args(config)):
+            tune.report(dict(metrics, epoch=epoch, node_id=node,
+                             pid=os.getpid(), fn_entered=fn_entered,
+                             startup_data=out.startup['data'],
+                             startup_model=out.startup['model'],
+                             report_time=time.time()))
+
+
+class _Recorder:
+    """Appends one JSON line per event to ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __call__(self, **event):
+        event['time'] = time.time()
+        with open(self.path, 'a') as f:
+            f.write(json.dumps(event) + '\n')
+
+
+class RecordingASHA(ASHAScheduler):
+    """Ray Tune's ``ASHAScheduler``, writing down what it does.
+
+    Decisions are Ray's own (every method calls the original one); this
+    subclass only appends to the JSON-lines file ``events_path``: when a
+    trial was first chosen to run (``chosen``), every result with Ray's
+    decision (``result``), and when a trial completed or was stopped
+    (``complete``), failed (``error``) or was removed (``remove``).
+    """
+
+    def __init__(self, events_path, **kwargs):
+        super().__init__(**kwargs)
+        self.record = _Recorder(events_path)
+        self.chosen = set()
+
+    def choose_trial_to_run(self, tune_controller):
+        # asked again and again while a chosen trial waits for resources;
+        # the first time is when the tuner started to work on the trial
+        trial = super().choose_trial_to_run(tune_controller)
+        if trial is not None and trial.trial_id not in self.chosen:
+            self.chosen.add(trial.trial_id)
+            self.record(event='chosen', trial_id=trial.trial_id)
+        return trial
+
+    def on_trial_result(self, tune_controller, trial, result):
+        decision = super().on_trial_result(tune_controller, trial, result)
+        self.record(event='result', trial_id=trial.trial_id,
+                    epoch=result.get(self._time_attr),
+                    value=result.get(self._metric), decision=decision)
+        return decision
+
+    def on_trial_complete(self, tune_controller, trial, result):
+        self.record(event='complete', trial_id=trial.trial_id)
+        super().on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_error(self, tune_controller, trial):
+        self.record(event='error', trial_id=trial.trial_id)
+        super().on_trial_error(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller, trial):
+        self.record(event='remove', trial_id=trial.trial_id)
+        super().on_trial_remove(tune_controller, trial)
+
+
+def read_events(path):
+    with open(path) as f:
+        return pd.DataFrame([json.loads(line) for line in f])
+
+
+def rung_levels(max_t, grace_period, eta):
+    """Decision points: ``grace_period * eta**k`` below ``max_t``."""
+    levels, r = [], grace_period
+    while r < max_t:
+        levels.append(r)
+        r *= eta
+    return levels
+
+
+def ray_asha_decisions(results, levels, max_t, eta):
+    """Ray's ASHA rule (one bracket), recomputed from results in order.
+
+    ``results``: rows with ``trial_id``, ``epoch`` and ``value`` (the
+    error, lower is better), in the order the scheduler saw them. A
+    result at ``epoch >= max_t`` stops the trial (it is done). Otherwise
+    the highest rung level the trial has reached and not yet been judged
+    at judges it: against the errors recorded there *before* it (its own
+    not included), it continues if its error is at most the
+    ``1/eta``-quantile of those (linear interpolation between order
+    statistics), and the first trial at a rung always continues. The
+    computation is exact (fractions); where the error equals the quantile
+    exactly, floating point could tip Ray's decision either way, so such
+    ties are returned as ``'TIE'``.
+    """
+    recorded = {r: [] for r in levels}
+    judged = {r: set() for r in levels}
+    decisions = []
+    for _, row in results.iterrows():
+        epoch, trial_id = row['epoch'], row['trial_id']
+        value = Fraction(float(row['value']))
+        if epoch >= max_t:
+            decisions.append('STOP')
+            continue
+        passed = [r for r in levels if r <= epoch]
+        if not passed or trial_id in judged[passed[-1]]:
+            decisions.append('CONTINUE')
+            continue
+        rung = passed[-1]
+        previous = sorted(recorded[rung])
+        if not previous:
+            decision = 'CONTINUE'
+        else:
+            q = quantile(previous, Fraction(1, eta))
+            decision = ('CONTINUE' if value < q else 'STOP' if value > q
+                        else 'TIE')
+        recorded[rung].append(value)
+        judged[rung].add(trial_id)
+        decisions.append(decision)
+    return decisions
+
+
+def quantile(values, q):
+    """The ``q``-quantile of sorted ``values``, linear interpolation."""
+    position = q * (len(values) - 1)
+    below = int(position)  # floor, position >= 0
+    if below == len(values) - 1:
+        return values[below]
+    weight = position - below
+    return values[below] + weight * (values[below + 1] - values[below])
+
+
+def log_tail(trial_dir, n_lines=5):
+    """The last lines of a trial's stderr, or else of Ray's error file.
+
+    Ray Tune writes a failed trial's traceback to ``error.txt`` in the
+    trial's directory; its ``stdout`` and ``stderr`` (``log_to_file``)
+    stay on the node that ran it, unless that is this machine.
+    """
+    for name in ('stderr', 'error.txt'):
+        path = Path(trial_dir) / name
+        if path.exists() and path.read_text().strip():
+            lines = path.read_text().strip().splitlines()
+            return path, '\n'.join(lines[-n_lines:])
+    return None, ''
+
+
+TRIAL_ID = re.compile(r'_([0-9a-f]{5}_\d{5})_')
+
+
+def trial_table(result_grid, events_path, nodes=None, t0=None):
+    """One row per Ray Tune trial, like ``hpo_utils.trial_table``.
+
+    Times are seconds since ``t0`` (default: the first trial's start).
+    ``start``: the scheduler chose the trial to run; ``end``: the
+    scheduler heard that it completed, was stopped, failed or was
+    removed (for a trial cut off by the time budget without such news,
+    the scheduler's last event). ``overhead``: from ``start`` to the
+    first training step (``fn_entered`` plus the data and model phases
+    the trial reported). ``node`` names the node that ran it (see
+    ``RayCluster.nodes``); ``status`` as in ``hpo_utils.trial_table``.
+    """
+    events = read_events(events_path)
+    first = events.groupby('trial_id')['time']
+    chosen = events[events.event == 'chosen'].groupby('trial_id')['time']
+    t0 = t0 if t0 is not None else chosen.min().min()
+    ended = events[events.event.isin(['complete', 'error', 'remove'])]
+    ended = ended.groupby('trial_id')['time'].min()
+    results = events[events.event == 'result']
+    names = {}
+    if nodes is not None:
+        names = {row.node_id: name for name, row in nodes.iterrows()}
+    rows = []
+    for result in result_grid:
+        df = result.metrics_dataframe
+        # the trial's directory is named TRAINABLE_TRIALID_..., where
+        # Ray's trial ids look like 'bb8f1_00000'
+        trial_id = TRIAL_ID.search(Path(result.path).name).group(1)
+        if trial_id not in set(events['trial_id']):
+            continue  # never started (the time was up)
+        row = dict(trial_id=trial_id, node=None, pid=None, epochs=0,
+                   validation_error=np.nan, test_error=np.nan,
+                   best_error=np.nan, overhead=np.nan,
+                   path=result.path, error=result.error)
+        row.update({k: v for k, v in result.config.items()})
+        start = chosen.min().get(trial_id, first.min().get(trial_id))
+        row['start'] = start - t0
+        decisions = results[results.trial_id == trial_id]
+        if df is not None and len(df):
+            last = df.iloc[-1]
+            row.update(node=names.get(last['node_id'][:8],
+                                      last['node_id'][:8]),
+                       pid=int(last['pid']), epochs=int(last['epoch']),
+                       validation_error=last['validation_error'],
+                       test_error=last.get('test_error', np.nan),
+                       best_error=df['validation_error'].min())
+            first_report = df.iloc[0]
+            built = (first_report['fn_entered']
+                     + first_report['startup_data']
+                     + first_report['startup_model'])
+            row['overhead'] = built - start
+        stopped = (decisions['decision'] == 'STOP').any()
+        if result.error is not None:
+            status = 'failed'
+        elif row['epochs'] >= row['max_epochs']:
+            status = 'completed'
+        elif stopped:
+            status = 'stopped'
+        elif pd.notna(row['test_error']):
+            status = 'diverged'
+        else:
+            status = 'cut off'
+        end = ended.get(trial_id)
+        if end is None and status == 'cut off':
+            end = events['time'].max()  # running when the time was up
+        elif end is None:
+            end = (df['report_time'].iloc[-1] if df is not None and len(df)
+                   else start)
+        row.update(status=status, end=end - t0)
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index('trial_id')
+    return table.sort_values('start')
+
+
+def failed_trials(trials, n_lines=5):
+    """Print every failed trial, where its log is, and its last lines."""
+    failed = trials[trials['status'] == 'failed']
+    if not len(failed):
+        print('no trial failed')
+    for trial_id, row in failed.iterrows():
+        path, tail = log_tail(row['path'], n_lines)
+        print(f'trial {trial_id} failed; its log is {path}:')
+        print('\n'.join('    ' + line for line in tail.splitlines()))
+    return failed
+
+
+def storage_dir():
+    """Where Ray Tune writes results: ``$HPO_RAY_RESULTS`` or ./ray_results."""
+    return str(Path(os.environ.get('HPO_RAY_RESULTS', 'ray_results'))
+               .resolve())
+
+
+def decision_check(events_path, max_t, grace_period, eta):
+    """Ray's recorded decisions next to the recomputed ones.
+
+    Returns the results in the order Ray's scheduler saw them, with
+    columns ``decision`` (Ray's), ``expected`` (``ray_asha_decisions``)
+    and ``agrees``; a tie agrees with either decision.
+    """
+    events = read_events(events_path)
+    results = events[events.event == 'result'].reset_index(drop=True)
+    levels = rung_levels(max_t, grace_period, eta)
+    results['expected'] = ray_asha_decisions(results, levels, max_t, eta)
+    results['agrees'] = ((results['decision'] == results['expected'])
+                         | (results['expected'] == 'TIE'))
+    return results
+
+
+def local_overheads(exp, trials):
+    """Seconds from LocalBackend starting a trial to its first step.
+
+    The start is ``trials['start']`` (LocalBackend wrote the trial's
+    ``config.json`` just before starting its process); the first step is
+    the process start (its first report's time stamp minus its
+    ``elapsed_time``) plus the start-up the trial printed (``total``:
+    Python, PyTorch, Syne Tune, data, model). NaN for a trial that
+    reported nothing.
+    """
+    df = exp.results
+    t0 = exp.metadata['st_tuner_start_timestamp']
+    overheads = {}
+    for trial_id, row in trials.iterrows():
+        reports = df[df.trial_id == trial_id]
+        out = Path(exp.path) / str(trial_id) / 'std.out'
+        startup = _startup_line(out)
+        if not len(reports) or startup is None:
+            overheads[trial_id] = np.nan
+            continue
+        first = reports.iloc[0]
+        process_start = (first['st_worker_timestamp'] - t0
+                         - first['elapsed_time'])
+        overheads[trial_id] = process_start + startup['total'] - row['start']
+    return pd.Series(overheads, name='overhead')
+
+
+def _startup_line(path):
+    if not Path(path).exists():
+        return None
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(STARTUP_TAG):
+            return json.loads(line[len(STARTUP_TAG):])
+    return None
+
+
+def summarize(trials, n_workers, levels, processes=None):
+    """The numbers the section compares, for one tuning run's trials."""
+    import hpo_utils
+    done = trials[trials['status'] == 'completed']
+    best = (done.sort_values('validation_error').iloc[0] if len(done)
+            else None)
+    stopped = trials[trials['status'] == 'stopped']
+    counts = trials['status'].value_counts()
+    return pd.Series({
+        'trials started': len(trials),
+        'epochs trained': int(trials['epochs'].sum()),
+        'trials by status': ', '.join(f'{n} {s}'
+                                      for s, n in counts.items()),
+        'stopped at epochs': sorted({int(e) for e in stopped['epochs']}),
+        'stops only at rungs': set(stopped['epochs']) <= set(levels),
+        'best validation error': (np.nan if best is None
+                                  else round(best['validation_error'], 4)),
+        'its test error': (np.nan if best is None
+                           else round(best['test_error'], 4)),
+        'busy fraction': round(hpo_utils.busy_fraction(
+            trials, n_workers, trials['end'].max()), 3),
+        'overhead per trial, median (s)': round(
+            trials['overhead'].median(), 2),
+        'overhead per trial, max (s)': round(trials['overhead'].max(), 2),
+        'worker processes': (len(trials) if processes is None
+                             else processes),
+    })
+
+
+def side_by_side(runs, n_workers, levels):
+    """``summarize`` for each run of ``{name: (trials, processes)}``."""
+    return pd.DataFrame({name: summarize(trials, n_workers, levels, procs)
+                         for name, (trials, procs) in runs.items()})
+
+
+def compare_sentence(side):
+    """The comparison of two runs of ``side_by_side``, in words."""
+    (a, ra), (b, rb) = list(side.items())
+    return (f'In the same time, {a} started {ra["trials started"]} trials '
+            f'that trained {ra["epochs trained"]} epochs in '
+            f'{ra["worker processes"]} worker processes, and {b} '
+            f'{rb["trials started"]} trials with {rb["epochs trained"]} '
+            f'epochs in {rb["worker processes"]} processes. The median '
+            'time from starting a trial to its first training step was '
+            f'{ra["overhead per trial, median (s)"]:.2f} s with {a} and '
+            f'{rb["overhead per trial, median (s)"]:.2f} s with {b}.')
+
+
+def time_stamp():
+    return time.strftime('%Y%m%d-%H%M%S')
+
+
+class _ToyTrial:
+    """Just what the schedulers' bracket bookkeeping reads of a trial."""
+
+    def __init__(self, trial_id):
+        self.trial_id = trial_id
+
+
+def toy_decisions(errors, reduction_factor):
+    """Syne Tune's and Ray Tune's ASHA on results at one rung (epoch 1).
+
+    Each error is one new trial's first report; both schedulers are the
+    libraries' own, with ``max_t=8`` and ``grace_period=1``. The last
+    column is ``ray_asha_decisions`` on the same results.
+    """
+    from datetime import datetime
+    from ray.tune.experiment import Trial as RayTrial
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.config_space import uniform
+    from syne_tune.optimizer.baselines import ASHA
+    config = {'x': 0.5, 'max_epochs': 8}
+    st = ASHA({'x': uniform(0, 1), 'max_epochs': 8}, metric='error',
+              time_attr='epoch', max_t=8, grace_period=1,
+              reduction_factor=reduction_factor, do_minimize=True,
+              random_seed=0)
+    ray = ASHAScheduler(time_attr='epoch', metric='error', mode='min',
+                        max_t=8, grace_period=1,
+                        reduction_factor=reduction_factor)
+    rows = []
+    for i, error in enumerate(errors):
+        result = {'epoch': 1, 'error': error}
+        trial = Trial(i, config=config, creation_time=datetime.now())
+        st.on_trial_add(trial)
+        st_decision = st.on_trial_result(trial, result)
+        ray_trial = RayTrial('toy', trial_id=str(i), config=config,
+                             stub=True)
+        ray.on_trial_add(None, ray_trial)
+        rows.append({'error': error, 'Syne Tune': str(st_decision),
+                     'Ray Tune': ray.on_trial_result(None, ray_trial,
+                                                     result)})
+    table = pd.DataFrame(rows)
+    recomputed = ray_asha_decisions(
+        table.assign(trial_id=table.index, epoch=1, value=table['error']),
+        rung_levels(8, 1, reduction_factor), 8, reduction_factor)
+    table['Ray, recomputed'] = recomputed
+    return table
+
+
+def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
+    """Rungs, bracket shares, and a report past a rung, in both libraries.
+
+    Both schedulers are built with ``brackets`` brackets, ``grace_period``
+    1; ``n_trials`` toy trials are assigned to brackets (NumPy's global
+    generator seeded with 0, which both libraries draw from). Then, in a
+    one-bracket scheduler of each, a trial's first report is at epoch 5:
+    at which rung is it recorded?
+    """
+    from syne_tune.config_space import uniform
+    from syne_tune.optimizer.baselines import ASHA
+
+    def syne(b):
+        return ASHA({'x': uniform(0, 1), 'max_epochs': max_t},
+                    metric='error', time_attr='epoch', max_t=max_t,
+                    grace_period=1, reduction_factor=reduction_factor,
+                    brackets=b, do_minimize=True, random_seed=0)
+
+    def ray(b):
+        return ASHAScheduler(time_attr='epoch', metric='error', mode='min',
+                             max_t=max_t, grace_period=1,
+                             reduction_factor=reduction_factor, brackets=b)
+
+    libraries = {
+        'Syne Tune': (syne, lambda s: s.brackets, lambda b: b.rungs,
+                      lambda s: s.trial_info,
+                      lambda s, t: s.on_trial_add(t)),
+        'Ray Tune': (ray, lambda s: s._brackets, lambda b: b._rungs,
+                     lambda s: s._trial_info,
+                     lambda s, t: s.on_trial_add(None, t))}
+    weights = np.exp(-np.arange(brackets)) / np.exp(
+        -np.arange(brackets)).sum()
+    columns = {}
+    for name, (make, brackets_of, rungs_of, info, add) in libraries.items():
+        scheduler = make(brackets)
+        rungs = [sorted(int(r) for r, _ in rungs_of(b))
+                 for b in brackets_of(scheduler)]
+        np.random.seed(0)
+        for i in range(n_trials):
+            add(scheduler, _ToyTrial(i))
+        index = {id(b): k for k, b in enumerate(brackets_of(scheduler))}
+        counts = np.bincount([index[id(b)] for b in info(scheduler).values()],
+                             minlength=len(rungs))
+        one = make(1)
+        trial = _ToyTrial(0)
+        add(one, trial)
+        if name == 'Syne Tune':
+            one.brackets[0].on_result(trial_id=0, cur_iter=5,
+                                      metrics={'error': 0.5})
+        else:
+            one._brackets[0].on_result(trial, 5, -0.5)
+        recorded_at = [int(r) for r, rec in rungs_of(brackets_of(one)[0])
+                       if trial.trial_id in rec]
+        columns[name] = {
+            'rung levels, by bracket': rungs,
+            'share of trials, by bracket': [round(c / n_trials, 3)
+                                            for c in counts],
+            'e^-s, normalized': [round(w, 3) for w in weights],
+            'report at epoch 5 recorded at rung': recorded_at}
+    return pd.DataFrame(columns)
+
+
+def plot_nodes(trials):
+    """Gantt chart: which node ran which trial, and when."""
+    from d2l import torch as d2l
+    import hpo_utils
+    names = sorted(trials['node'].dropna().unique(),
+                   key=lambda n: (n != 'head', n))
+    rows = {n: i for i, n in enumerate(names)}
+    d2l.set_figsize((6, 0.45 * len(names) + 1.0))
+    ax = d2l.plt.gca()
+    for _, t in trials.dropna(subset=['node']).iterrows():
+        ax.barh(rows[t['node']], t['end'] - t['start'], left=t['start'],
+                height=0.8, color=hpo_utils.STATUS_COLORS[t['status']],
+                edgecolor='white', linewidth=0.5)
+    for status, color in hpo_utils.STATUS_COLORS.items():
+        if (trials['status'] == status).any():
+            ax.barh([0], [0], color=color, label=status)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_xlabel('wall-clock time (s)')
+    ax.legend(fontsize='small', ncol=5, loc='lower center',
+              bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return ax
