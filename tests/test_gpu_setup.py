@@ -14,10 +14,8 @@ they started in a finalizer, also when the test fails or times out (see
 ``process_tree``).
 """
 import ctypes
-import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
