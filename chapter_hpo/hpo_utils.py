@@ -323,7 +323,9 @@ def trial_table(exp):
     """
     t0 = exp.metadata['st_tuner_start_timestamp']
     trial_dirs = [p for p in Path(exp.path).iterdir() if p.name.isdigit()]
-    df = exp.results
+    df = exp.results  # None if no trial has reported yet
+    if df is None:
+        df = pd.DataFrame({'trial_id': []})
     rows = [_trial_row(trial_dir, t0, df[df.trial_id == int(trial_dir.name)])
             for trial_dir in sorted(trial_dirs, key=lambda p: int(p.name))]
     return pd.DataFrame(rows).set_index('trial_id')
