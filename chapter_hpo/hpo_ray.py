@@ -426,15 +426,6 @@ def read_events(path):
         return pd.DataFrame([json.loads(line) for line in f])
 
 
-def rung_levels(max_t, grace_period, eta):
-    """Decision points: ``grace_period * eta**k`` below ``max_t``."""
-    levels, r = [], grace_period
-    while r < max_t:
-        levels.append(r)
-        r *= eta
-    return levels
-
-
 def ray_asha_decisions(results, levels, max_t, eta):
     """Ray's ASHA rule (one bracket), recomputed from results in order.
 
@@ -604,9 +595,10 @@ def decision_check(events_path, max_t, grace_period, eta):
     columns ``decision`` (Ray's), ``expected`` (``ray_asha_decisions``)
     and ``agrees``; a tie agrees with either decision.
     """
+    from hpo_sim import rung_levels_formula
     events = read_events(events_path)
     results = events[events.event == 'result'].reset_index(drop=True)
-    levels = rung_levels(max_t, grace_period, eta)
+    levels = rung_levels_formula(grace_period, eta, max_t)
     results['expected'] = ray_asha_decisions(results, levels, max_t, eta)
     results['agrees'] = ((results['decision'] == results['expected'])
                          | (results['expected'] == 'TIE'))
@@ -716,6 +708,8 @@ def toy_decisions(errors, reduction_factor):
     column is ``ray_asha_decisions`` on the same results.
     """
     from datetime import datetime
+
+    from hpo_sim import rung_levels_formula
     from ray.tune.experiment import Trial as RayTrial
     from syne_tune.backend.trial_status import Trial
     from syne_tune.config_space import uniform
@@ -743,7 +737,7 @@ def toy_decisions(errors, reduction_factor):
     table = pd.DataFrame(rows)
     recomputed = ray_asha_decisions(
         table.assign(trial_id=table.index, epoch=1, value=table['error']),
-        rung_levels(8, 1, reduction_factor), 8, reduction_factor)
+        rung_levels_formula(1, reduction_factor, 8), 8, reduction_factor)
     table['Ray, recomputed'] = recomputed
     return table
 

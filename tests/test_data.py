@@ -39,13 +39,17 @@ def test_concurrent_preparation_does_not_race(tmp_path):
         train_common.DATA_FILE]
 
 
+def offline_without_data(tmp_path):
+    """An environment with no prepared file, no Debian package files, and a
+    download that fails for real (the proxy is a closed local port)."""
+    return {'HPO_DATA_DIR': str(tmp_path / 'data'),
+            'FASHION_MNIST_SYSTEM_DIR': str(tmp_path / 'none'),
+            'http_proxy': 'http://127.0.0.1:9',
+            'https_proxy': 'http://127.0.0.1:9'}
+
+
 def test_no_data_offline_names_what_to_install(tmp_path):
-    # no prepared file, no Debian package files, and a download that fails
-    # for real (the proxy points at a closed local port)
-    env = {'HPO_DATA_DIR': str(tmp_path / 'data'),
-           'FASHION_MNIST_SYSTEM_DIR': str(tmp_path / 'none'),
-           'http_proxy': 'http://127.0.0.1:9',
-           'https_proxy': 'http://127.0.0.1:9'}
+    env = offline_without_data(tmp_path)
     proc, metrics = run_script('train_script.py', '--max_epochs', '1',
                                env=env)
     assert proc.returncode != 0
@@ -93,10 +97,7 @@ def test_foreign_file_is_prepared_again(tmp_path, monkeypatch, capsys):
 
 def test_corrupt_file_and_no_source_says_what_to_do(tmp_path):
     broken = truncated_copy(tmp_path / 'data')
-    env = {'HPO_DATA_DIR': str(tmp_path / 'data'),
-           'FASHION_MNIST_SYSTEM_DIR': str(tmp_path / 'none'),
-           'http_proxy': 'http://127.0.0.1:9',
-           'https_proxy': 'http://127.0.0.1:9'}
+    env = offline_without_data(tmp_path)
     proc, metrics = run_script('train_script.py', '--max_epochs', '1',
                                env=env)
     assert proc.returncode != 0 and metrics == []

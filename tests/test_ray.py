@@ -21,6 +21,7 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / 'chapter_hpo'))
 import hpo_ray  # noqa: E402
+import hpo_sim  # noqa: E402
 import hpo_utils  # noqa: E402
 
 MAX_EPOCHS, ETA = 4, 2
@@ -135,7 +136,7 @@ def test_recomputed_rule_matches_rays_scheduler():
             del progress[i]
     results = pd.DataFrame(rows)
     expected = hpo_ray.ray_asha_decisions(
-        results, hpo_ray.rung_levels(max_t, 1, eta), max_t, eta)
+        results, hpo_sim.rung_levels_formula(1, eta, max_t), max_t, eta)
     results['expected'] = expected
     decided = results[results.expected != 'TIE']
     assert (decided['decision'] == decided['expected']).all()
@@ -160,7 +161,7 @@ def test_asha_stops_only_at_rung_levels(experiment):
     stopped = trials[trials['status'] == 'stopped']
     assert len(stopped) >= 1, trials
     assert set(stopped['epochs']) <= set(LEVELS)
-    assert hpo_ray.rung_levels(MAX_EPOCHS, 1, ETA) == LEVELS
+    assert hpo_sim.rung_levels_formula(1, ETA, MAX_EPOCHS) == LEVELS
 
 
 def test_every_decision_matches_the_recomputation(experiment):

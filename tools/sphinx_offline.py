@@ -82,7 +82,17 @@ def _add_static_dir(app, config):
     config.html_static_path.append(str(STATIC_DIR))
 
 
+MATHJAX_OFFLINE = 'sphinx-mathjax-offline'
+
+
 def setup(app):
     app.connect('config-inited', _add_static_dir)
     app.connect('builder-inited', _patch_d2l_js)
+    # sphinx-mathjax-offline 0.0.2 only adds static files, but does not
+    # say that it is safe for parallel reading; from six documents on,
+    # Sphinx reads in parallel and warns about it, and the book treats
+    # warnings as errors. It is loaded before this extension (config.ini).
+    mathjax = app.extensions.get(MATHJAX_OFFLINE)
+    if mathjax is not None and mathjax.parallel_read_safe is None:
+        mathjax.parallel_read_safe = True
     return {'parallel_read_safe': True, 'parallel_write_safe': True}
