@@ -21,6 +21,7 @@ nodes on this machine. It holds
 import contextlib
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -57,6 +58,11 @@ OBJECT_STORE_BYTES = 100 * 2 ** 20  # trials pass no large objects
 os.environ.update(QUIET_ENV)  # before Ray is imported
 
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+
+# Ray Tune's INFO lines name absolute paths of this machine (where it wrote
+# results); the section prints what a reader needs itself
+for _name in ('ray.tune', 'ray.train'):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class NoClusterError(ConnectionError):
