@@ -538,6 +538,10 @@ def trial_table(result_grid, events_path, nodes=None, t0=None):
                    path=result.path, error=result.error)
         row.update({k: v for k, v in result.config.items()})
         start = chosen.min().get(trial_id, first.min().get(trial_id))
+        if df is not None and len(df):
+            # a reused actor can enter the function before the scheduler
+            # logs its choice; a trial has started by then at the latest
+            start = min(start, df.iloc[0]['fn_entered'])
         row['start'] = start - t0
         decisions = results[results.trial_id == trial_id]
         if df is not None and len(df):
