@@ -473,15 +473,28 @@ def run_many(methods, seeds, curves, processes=None, **kwargs):
     The ``results`` of :func:`simulate` with ``method``, ``seed`` and
     ``n_trials`` (trials started in that run) in front; ``kwargs`` go to
     :func:`simulate`. The runs are independent and deterministic, so they
-    are spread over ``processes`` (default: one per CPU core) forked
+    are spread over ``processes`` (default: one per CPU core) worker
     processes; the result does not depend on how many.
+
+    The workers are started fresh ('spawn'), not forked: a process forked
+    from a Jupyter kernel inherits its threads' locks and its signal
+    handlers (``hpo_utils.stop_trials_on_sigterm``), and such a worker
+    was seen to hang when the pool ended. The pool is closed and joined,
+    so the workers exit on their own and none is left behind.
     """
     import multiprocessing
     tasks = [(m, s, curves, kwargs) for m in methods for s in seeds]
     processes = min(processes or os.cpu_count() or 1, len(tasks))
     if processes > 1:
-        with multiprocessing.get_context('fork').Pool(processes) as pool:
+        pool = multiprocessing.get_context('spawn').Pool(processes)
+        try:
             frames = pool.map(_one_run, tasks, chunksize=1)
+            pool.close()
+        except BaseException:
+            pool.terminate()  # an error or Ctrl+C: stop the workers now
+            raise
+        finally:
+            pool.join()
     else:
         frames = [_one_run(task) for task in tasks]
     df = pd.concat(frames, ignore_index=True)
