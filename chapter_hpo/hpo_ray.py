@@ -659,11 +659,15 @@ def summarize(trials, n_workers, levels, processes=None):
             else None)
     stopped = trials[trials['status'] == 'stopped']
     counts = trials['status'].value_counts()
+    # one row per status, so that the table stays narrow enough for a page
+    by_status = {f'  {status}': int(counts.get(status, 0))
+                 for status in ('stopped', 'completed', 'diverged',
+                                'cut off', 'failed')
+                 if status in counts or status in ('stopped', 'completed')}
     return pd.Series({
         'trials started': len(trials),
+        **by_status,
         'epochs trained': int(trials['epochs'].sum()),
-        'trials by status': ', '.join(f'{n} {s}'
-                                      for s, n in counts.items()),
         'stopped at epochs': sorted({int(e) for e in stopped['epochs']}),
         'stops only at rungs': set(stopped['epochs']) <= set(levels),
         'best validation error': (np.nan if best is None
@@ -806,11 +810,10 @@ def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
         recorded_at = [int(r) for r, rec in rungs_of(brackets_of(one)[0])
                        if trial.trial_id in rec]
         columns[name] = {
-            'rung levels, by bracket': rungs,
-            'share of trials, by bracket': [round(c / n_trials, 3)
-                                            for c in counts],
+            'rungs by bracket': rungs,
+            'trials by bracket': [round(c / n_trials, 3) for c in counts],
             'e^-s, normalized': [round(w, 3) for w in weights],
-            'report at epoch 5 recorded at rung': recorded_at}
+            'epoch-5 report at rung': recorded_at}
     return pd.DataFrame(columns)
 
 

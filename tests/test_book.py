@@ -224,12 +224,19 @@ def shown_outputs(notebook):
 
 
 def output_text(output):
+    """The text the book shows for ``output``: none for a figure, whose
+    text form (``<Figure size ...>``) neither HTML nor PDF shows."""
     if output.output_type == 'stream':
         return output.text
-    return output.get('data', {}).get('text/plain', '')
+    data = output.get('data', {})
+    if any(kind.startswith('image/') for kind in data):
+        return ''
+    return data.get('text/plain', '')
 
 
 NUMBER = re.compile(r'\d+(?:\.\d+)?')
+# a row of a printed table: numbers in columns two or more spaces apart
+TABLE_ROW = re.compile(r'\S {2,}\S.* {2,}\S')
 
 
 def numbers_pattern(line):
@@ -249,19 +256,18 @@ def numbers_pattern(line):
 
 @book
 @pytest.mark.pdf
-@pytest.mark.xfail(strict=True, reason=(
-    'known defect, issue 12 still open: the PDF clips output lines longer '
-    'than about 80 characters (wide tables, long log lines), so their '
-    'numbers are missing; strict, so this fails once they are fixed'))
 def test_every_output_reaches_the_pdf(pdf_build):
     """d2lbook's PDF drops outputs that have an HTML form (a DataFrame as a
-    cell's value): none may have one, and the numbers of every text output
-    must be in the PDF (whitespace removed on both sides, so that lines
-    wrapped in the PDF still match)."""
-    text = subprocess.run(['pdftotext', BUILD / 'pdf' / 'd2l-hpo.pdf', '-'],
-                          capture_output=True, text=True, check=True).stdout
+    cell's value): none may have one. The numbers of every text output
+    line must be in the PDF, whitespace removed on both sides (so that a
+    line wrapped in the PDF still matches), and those of every table row
+    on one line of the PDF, so that its columns stay together."""
+    text = subprocess.run(
+        ['pdftotext', '-layout', BUILD / 'pdf' / 'd2l-hpo.pdf', '-'],
+        capture_output=True, text=True, check=True).stdout
     pdf = re.sub(r'\s+', '', text)
-    html_only, missing, checked = [], [], 0
+    pdf_lines = [re.sub(r'\s+', '', line) for line in text.splitlines()]
+    html_only, missing, wrapped, checked, rows = [], [], [], 0, 0
     for notebook in sorted((BUILD / 'eval').glob('chapter_*/*.ipynb')):
         where = notebook.relative_to(BUILD / 'eval')
         for cell, output in shown_outputs(notebook):
@@ -269,13 +275,21 @@ def test_every_output_reaches_the_pdf(pdf_build):
                 html_only.append(f'{where}, code cell {cell}')
                 continue
             for line in output_text(output).splitlines():
-                if NUMBER.search(line):
-                    checked += 1
-                    if not numbers_pattern(line).search(pdf):
-                        missing.append(f'{where}, code cell {cell}: {line}')
+                if not NUMBER.search(line):
+                    continue
+                checked += 1
+                pattern = numbers_pattern(line)
+                if not pattern.search(pdf):
+                    missing.append(f'{where}, code cell {cell}: {line}')
+                elif TABLE_ROW.search(line):
+                    rows += 1
+                    if not any(pattern.search(row) for row in pdf_lines):
+                        wrapped.append(f'{where}, code cell {cell}: {line}')
     assert not html_only, ('outputs with an HTML form, which the PDF drops '
                            '(print a table as text instead):\n'
                            + '\n'.join(html_only))
-    assert checked > 20
+    assert checked > 20 and rows > 10
     assert not missing, 'output lines not in the PDF:\n' + '\n'.join(
         missing[:20])
+    assert not wrapped, ('table rows wrapped over two lines in the PDF '
+                         '(too wide):\n' + '\n'.join(wrapped[:20]))
