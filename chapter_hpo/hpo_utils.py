@@ -179,17 +179,8 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
 
 
 def search_space():
-    """The hyperparameters both sections tune, and their ranges.
-
-    * ``learning_rate``: log-uniform over three orders of magnitude, since
-      its useful values differ by factors rather than by amounts;
-    * ``momentum``: uniform in [0, 0.99], from plain SGD (0) to heavy
-      momentum; together with the learning rate it sets the effective step
-      size ``learning_rate / (1 - momentum)``, so large values of both
-      diverge, which the search has to discover;
-    * ``batch_size``: an integer from 16 to 256; it also changes how long
-      an epoch takes, so trials differ in duration.
-    """
+    """The three hyperparameters both sections tune, as ``rs-async.md``
+    shows them (``tests/test_shown_code.py`` checks that they agree)."""
     from syne_tune.config_space import loguniform, randint, uniform
     return {'learning_rate': loguniform(1e-3, 1.0),
             'momentum': uniform(0.0, 0.99),

@@ -17,9 +17,8 @@ import torch
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT))
-from benchmarks import gpu  # noqa: E402
-from test_gpu_setup import write_fake_nvidia_smi  # noqa: E402
+from benchmarks import gpu
+from test_gpu_setup import write_fake_nvidia_smi
 
 CUDA = torch.cuda.is_available()
 ROW = re.compile(r'^\|.*\|$', re.M)

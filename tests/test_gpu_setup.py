@@ -16,6 +16,7 @@ they started in a finalizer, also when the test fails or times out (see
 import ctypes
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -26,8 +27,7 @@ import torch
 
 from conftest import ROOT, run_script
 
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-import hpo_utils  # noqa: E402
+import hpo_utils
 
 SCRIPTS = ['train_script.py', 'train_script_report_eachepoch.py']
 TINY = ['--max_epochs', '1', '--n_train', '500', '--batch_size', '64']
@@ -360,18 +360,27 @@ NOTEBOOK = textwrap.dedent('''
 def test_section_runs_with_four_fake_gpus(fake_gpus, process_tree,
                                           tmp_path, section):
     from syne_tune.experiments import load_experiment
+    import train_common
     path = fake_gpus(4)
-    notebook = tmp_path / f'{section}.ipynb'
+    # a copy of the book's sources: the notebook writes the simulation
+    # tables it recomputes (sim_*.csv) next to itself
+    book = tmp_path / 'book'
+    shutil.copytree(ROOT / 'chapter_hpo', book / 'chapter_hpo',
+                    ignore=shutil.ignore_patterns('*.ipynb', '__pycache__'))
+    for script in ROOT.glob('*.py'):
+        shutil.copy2(script, book)
+    notebook = book / 'chapter_hpo' / f'{section}.ipynb'
     subprocess.run([str(ROOT / '.venv' / 'bin' / 'notedown'), '--match',
                     'strict', str(ROOT / 'chapter_hpo' / f'{section}.md'),
                     '-o', str(notebook)], check=True, timeout=120)
     folder = tmp_path / 'experiments'
     env = dict(os.environ, PATH=path, HPO_BUDGET='test',
-               SYNETUNE_FOLDER=str(folder))
+               SYNETUNE_FOLDER=str(folder),
+               HPO_DATA_DIR=str(train_common.data_dir()))
     env.pop('CUDA_VISIBLE_DEVICES', None)
     proc = subprocess.run(
         [sys.executable, '-c', NOTEBOOK, str(notebook),
-         str(ROOT / 'chapter_hpo')], env=env, capture_output=True,
+         str(book / 'chapter_hpo')], env=env, capture_output=True,
         text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
     import nbformat

@@ -19,10 +19,9 @@ import pytest
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-import hpo_ray  # noqa: E402
-import hpo_sim  # noqa: E402
-import hpo_utils  # noqa: E402
+import hpo_ray
+import hpo_sim
+import hpo_utils
 
 MAX_EPOCHS, ETA = 4, 2
 LEVELS = [1, 2]
