@@ -34,15 +34,15 @@ row, "not measured: no GPU", and the command ends within seconds.
 sizes, to check the code on machines without a GPU; it writes nothing.
 """
 import argparse
-import ast
 import datetime
-import json
 import os
 import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from syne_tune.report import retrieve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -199,11 +199,11 @@ def epoch_bound(plan, train_rate, forward_rate):
 # the scripts, as real processes
 
 
-def script_command(plan, script, options, seed=0):
+def script_command(plan, script, options, epochs, seed=0):
     args = [f'--{k}={v}' for k, v in {**plan.constants, **HYPER}.items()
             if k != 'max_epochs']
     return [sys.executable, str(ROOT / script), *args,
-            f'--max_epochs={plan.epochs}', f'--seed={seed}', *options]
+            f'--max_epochs={epochs}', f'--seed={seed}', *options]
 
 
 def script_env(plan, gpu):
@@ -216,40 +216,49 @@ def script_env(plan, gpu):
     return env
 
 
-def parse_epochs(stdout):
-    """``{epoch: metrics}`` from either script's output."""
-    metrics = {}
-    for line in stdout.splitlines():
-        if line.startswith('[tune-metric]'):
-            m = json.loads(line.split(':', 1)[1])
-            metrics[m['epoch']] = m
-        elif line.startswith('epoch ') and ': {' in line:
-            epoch, m = line[len('epoch '):].split(': ', 1)
-            metrics[int(epoch)] = ast.literal_eval(m)
-    return metrics
+def summarize_run(stdout, one_epoch_stdout=None):
+    """Seconds per epoch, start-up and final error, from the reports.
 
-
-def summarize_run(stdout):
-    """Seconds per epoch (best after the first), start-up, final error."""
-    metrics = parse_epochs(stdout)
-    times = [metrics[e]['elapsed_time'] for e in sorted(metrics)]
-    per_epoch = [b - a for a, b in zip(times, times[1:])]
-    if not per_epoch:
+    With a report per epoch: the fastest epoch after the first. A script
+    that reports only after its last epoch (``train_script.py``) is also
+    run for one epoch (``one_epoch_stdout``); the difference of the two
+    runs' elapsed times gives the mean time of the later epochs.
+    """
+    reports = {m['epoch']: m for m in retrieve(stdout.splitlines())}
+    if not reports:
+        raise RuntimeError('no report in the output:\n' + stdout[-2000:])
+    last = reports[max(reports)]
+    if len(reports) > 1:
+        times = [reports[e]['elapsed_time'] for e in sorted(reports)]
+        epoch = min(b - a for a, b in zip(times, times[1:]))
+        startup = times[0] - epoch
+    elif one_epoch_stdout is not None and last['epoch'] > 1:
+        first = retrieve(one_epoch_stdout.splitlines())[-1]
+        epoch = ((last['elapsed_time'] - first['elapsed_time'])
+                 / (last['epoch'] - 1))
+        startup = first['elapsed_time'] - epoch
+    else:
         raise RuntimeError('need at least 2 epochs to time one:\n' + stdout)
-    epoch = min(per_epoch)
-    last = metrics[max(metrics)]
-    return dict(epoch=epoch, startup=times[0] - epoch,
-                error=last['validation_error'])
+    return dict(epoch=epoch, startup=startup, error=last['validation_error'])
 
 
 def run_scripts(plan, gpu, script, options, k):
     """Run ``k`` copies of ``script`` at once on ``gpu``; their summaries."""
-    procs = [subprocess.Popen(script_command(plan, script, options, seed=i),
-                              cwd=ROOT, env=script_env(plan, gpu),
-                              stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+    outs = run_at_once(plan, gpu, script, options, k, plan.epochs)
+    if script == 'train_script.py':  # one report, after the last epoch
+        ones = run_at_once(plan, gpu, script, options, k, 1)
+        return [summarize_run(out, one) for out, one in zip(outs, ones)]
+    return [summarize_run(out) for out in outs]
+
+
+def run_at_once(plan, gpu, script, options, k, epochs):
+    """The standard outputs of ``k`` copies of ``script`` run at once."""
+    procs = [subprocess.Popen(
+                 script_command(plan, script, options, epochs, seed=i),
+                 cwd=ROOT, env=script_env(plan, gpu), stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True)
              for i in range(k)]
-    results = []
+    outs = []
     try:
         for p in procs:
             out, err = p.communicate(timeout=3600)
@@ -258,13 +267,13 @@ def run_scripts(plan, gpu, script, options, k):
             if not plan.cpu_check and 'device: cuda:0' not in out:
                 raise RuntimeError(f'{script} did not train on the GPU:\n'
                                    + out[-2000:])
-            results.append(summarize_run(out))
+            outs.append(out)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    return results
+    return outs
 
 
 # ---------------------------------------------------------------------------
