@@ -104,7 +104,7 @@ def tuner_run(method, seconds, folder):
     else:
         scheduler = ASHA(space, metric='validation_error',
                          time_attr='epoch', max_t=epochs, grace_period=1,
-                         reduction_factor=2, do_minimize=True,
+                         reduction_factor=3, do_minimize=True,
                          random_seed=0)
         script = 'train_script_report_eachepoch.py'
     with mock.patch.dict(os.environ, SYNETUNE_FOLDER=str(folder),
@@ -177,7 +177,7 @@ def run_notebook(name, budget):
 
 def part_sections(rows, quick):
     for budget in (('test',) if quick else ('test', 'full')):
-        for name in ('rs-async', 'sh-async'):
+        for name in ('rs-async', 'sh-async', 'hpo-ray'):
             seconds = run_notebook(name, budget)
             rows.append(('sections', f'{name}, budget "{budget}"',
                          f'{seconds:.0f} s'))
@@ -281,20 +281,51 @@ def main():
             part_simulation(rows, 20 if args.quick else 50)
         else:
             part_book(rows)
+    old_rows, old_made = previous_rows(RESULTS)
+    kept = [row for row in old_rows if row[0] not in parts]
     lines = ['# Benchmark results\n',
              f'Made by `python -m benchmarks.run_all'
              f'{" --quick" if args.quick else ""}'
              f'{" --skip " + " ".join(args.skip) if args.skip else ""}` '
              f'on {datetime.date.today()} in '
              f'{(time.monotonic() - started) / 60:.0f} minutes.\n',
-             f'Machine: {machine()}.\n',
-             '| part | measure | value |', '|---|---|---|']
-    lines += [f'| {a} | {b} | {c} |' for a, b, c in rows]
+             f'Machine: {machine()}.\n']
+    if kept:
+        lines.append(f'Rows of the parts '
+                     f'{", ".join(sorted({r[0] for r in kept}))} are kept '
+                     f'from the earlier file ({old_made}).\n')
+    lines += ['| part | measure | value |', '|---|---|---|']
+    order = {part: i for i, part in enumerate(PARTS)}
+    all_rows = sorted(kept + rows, key=lambda r: order.get(r[0], 99))
+    lines += [f'| {a} | {b} | {c} |' for a, b, c in all_rows]
     text = '\n'.join(lines) + '\n'
     print('\n' + text)
-    from benchmarks import gpu  # keep the block benchmarks/gpu.py wrote
-    RESULTS.write_text(gpu.with_block(text, gpu.current_block(RESULTS)))
+    RESULTS.write_text(with_head(RESULTS, text))
     print(f'[run_all] wrote {RESULTS.relative_to(ROOT)}')
+
+
+def previous_rows(path):
+    """The rows of run_all's table in ``path``, and when it was made."""
+    if not path.exists():
+        return [], ''
+    head = path.read_text().split('\n## ', 1)[0].split('<!--', 1)[0]
+    made = next((line for line in head.splitlines()
+                 if line.startswith('Made by')), '')
+    made = made.split(' on ', 1)[-1].rstrip('.') if made else 'undated'
+    rows = [tuple(cell.strip() for cell in line.strip('|').split(' | '))
+            for line in head.splitlines()
+            if line.startswith('| ') and not line.startswith('| part |')]
+    return [row for row in rows if len(row) == 3], made
+
+
+def with_head(path, head):
+    """``path``'s text with run_all's part (up to the first section of
+    another benchmark: the GPU block, the Ray section) replaced."""
+    text = path.read_text() if path.exists() else ''
+    cuts = [i for i in (text.find('<!--'), text.find('\n## '))
+            if i >= 0]
+    rest = text[min(cuts):].lstrip('\n') if cuts else ''
+    return head + ('\n' + rest if rest else '')
 
 
 if __name__ == '__main__':
