@@ -761,9 +761,11 @@ def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
 
     Both schedulers are built with ``brackets`` brackets, ``grace_period``
     1; ``n_trials`` toy trials are assigned to brackets (NumPy's global
-    generator seeded with 0, which both libraries draw from). Then, in a
-    one-bracket scheduler of each, a trial's first report is at epoch 5:
-    at which rung is it recorded?
+    generator seeded with 0, which both libraries draw from). Returns a
+    table with one row per bracket (each library's rungs and share of the
+    trials, and e^-s normalized) and, per library, the rungs at which a
+    trial's first report, at epoch 5, is recorded in a one-bracket
+    scheduler.
     """
     from syne_tune.config_space import uniform
     from syne_tune.optimizer.baselines import ASHA
@@ -788,7 +790,8 @@ def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
                      lambda s, t: s.on_trial_add(None, t))}
     weights = np.exp(-np.arange(brackets)) / np.exp(
         -np.arange(brackets)).sum()
-    columns = {}
+    table = pd.DataFrame(index=pd.RangeIndex(brackets, name='bracket'))
+    late = {}
     for name, (make, brackets_of, rungs_of, info, add) in libraries.items():
         scheduler = make(brackets)
         rungs = [sorted(int(r) for r, _ in rungs_of(b))
@@ -809,12 +812,12 @@ def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
             one._brackets[0].on_result(trial, 5, -0.5)
         recorded_at = [int(r) for r, rec in rungs_of(brackets_of(one)[0])
                        if trial.trial_id in rec]
-        columns[name] = {
-            'rungs by bracket': rungs,
-            'trials by bracket': [round(c / n_trials, 3) for c in counts],
-            'e^-s, normalized': [round(w, 3) for w in weights],
-            'epoch-5 report at rung': recorded_at}
-    return pd.DataFrame(columns)
+        table[name, 'rungs'] = [' '.join(map(str, r)) for r in rungs]
+        table[name, 'share'] = np.round(counts / n_trials, 3)
+        late[name] = recorded_at
+    table['e^-s', 'normalized'] = np.round(weights, 3)
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table, late
 
 
 def plot_nodes(trials):
