@@ -388,7 +388,9 @@ class RecordingASHA(ASHAScheduler):
 
     Decisions are Ray's own (every method calls the original one); this
     subclass only appends to the JSON-lines file ``events_path``: when a
-    trial was first chosen to run (``chosen``), every result with Ray's
+    trial was first chosen to run (``chosen``, with its configuration:
+    a trial cut off before its first report has no other record of it),
+    every result with Ray's
     decision (``result``), and when a trial completed or was stopped
     (``complete``), failed (``error``) or was removed (``remove``).
     """
@@ -404,7 +406,8 @@ class RecordingASHA(ASHAScheduler):
         trial = super().choose_trial_to_run(tune_controller)
         if trial is not None and trial.trial_id not in self.chosen:
             self.chosen.add(trial.trial_id)
-            self.record(event='chosen', trial_id=trial.trial_id)
+            self.record(event='chosen', trial_id=trial.trial_id,
+                        config=trial.config)
         return trial
 
     def on_trial_result(self, tune_controller, trial, result):
@@ -521,6 +524,11 @@ def trial_table(result_grid, events_path, nodes=None, t0=None):
     ended = events[events.event.isin(['complete', 'error', 'remove'])]
     ended = ended.groupby('trial_id')['time'].min()
     results = events[events.event == 'result']
+    configs = {}
+    if 'config' in events:
+        configs = {row.trial_id: row.config for row in
+                   events[events.event == 'chosen'].itertuples()
+                   if isinstance(row.config, dict)}
     names = {}
     if nodes is not None:
         names = {row.node_id: name for name, row in nodes.iterrows()}
@@ -536,7 +544,9 @@ def trial_table(result_grid, events_path, nodes=None, t0=None):
                    validation_error=np.nan, test_error=np.nan,
                    best_error=np.nan, overhead=np.nan,
                    path=result.path, error=result.error)
-        row.update({k: v for k, v in result.config.items()})
+        # Ray has no config for a trial cut off before it reported
+        config = result.config or configs.get(trial_id) or {}
+        row.update(config)
         start = chosen.min().get(trial_id, first.min().get(trial_id))
         if df is not None and len(df):
             # a reused actor can enter the function before the scheduler
@@ -560,7 +570,7 @@ def trial_table(result_grid, events_path, nodes=None, t0=None):
         stopped = (decisions['decision'] == 'STOP').any()
         if result.error is not None:
             status = 'failed'
-        elif row['epochs'] >= row['max_epochs']:
+        elif row['epochs'] >= row.get('max_epochs', np.inf):
             status = 'completed'
         elif stopped:
             status = 'stopped'

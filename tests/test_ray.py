@@ -6,12 +6,15 @@ the module's finalizer kills every process the cluster started (found
 by the tag in their environment), so a failing test leaves nothing
 running.
 """
+import json
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
+import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -186,6 +189,31 @@ def test_failing_trial_is_reported_and_the_experiment_goes_on(
     assert len(others) == len(trials) - 1 >= N_TRIALS - 1
     assert (others['start'] > failed['end'].iloc[0]).any()
     assert set(others['status']) <= {'completed', 'stopped', 'diverged'}
+
+
+def test_trial_cut_off_before_its_first_report_keeps_its_row(
+        experiment, cluster, tmp_path):
+    """When the time is up while a new actor is starting, Ray has neither
+    results nor a config for the trial (seen in benchmarks/ray_vs_local.py
+    with reuse_actors=False); the table takes the config the scheduler
+    recorded when it chose the trial, and calls the trial cut off."""
+    grid, trials, events = experiment
+    recorded = hpo_ray.read_events(events)
+    assert recorded[recorded.event == 'chosen']['config'].map(
+        lambda c: c['learning_rate']).notna().all()
+    config = dict(FIRST[0], **SMALL)
+    late = types.SimpleNamespace(
+        path=str(tmp_path / 'train_fn_abcde_00099_99_lr=0.1'), config=None,
+        metrics_dataframe=None, error=None)
+    extra = tmp_path / 'events.jsonl'
+    extra.write_text(Path(events).read_text() + json.dumps(dict(
+        event='chosen', trial_id='abcde_00099', config=config,
+        time=float(recorded['time'].max()) + 1)) + '\n')
+    table = hpo_ray.trial_table([*grid, late], extra, cluster.nodes())
+    assert len(table) == len(trials) + 1
+    row = table.loc['abcde_00099']
+    assert row['status'] == 'cut off' and row['epochs'] == 0
+    assert row['learning_rate'] == 0.1 and row['max_epochs'] == MAX_EPOCHS
 
 
 def test_interrupted_run_leaves_no_ray_process(tmp_path):
