@@ -21,8 +21,10 @@ average before and after, since other load changes every timing here.
 About 25 minutes on 2 cores, 8 with ``--quick``.
 """
 import argparse
+import atexit
 import datetime
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -112,6 +114,7 @@ def main():
     began = time.time()
     rows = []
     storage = Path(tempfile.mkdtemp(prefix='ray-vs-local-'))
+    atexit.register(shutil.rmtree, storage, ignore_errors=True)
     cluster = hpo_ray.RayCluster(n_nodes=2, cpus_per_node=1)
     with cluster:
         rows.append(('cluster', 'start-up of 2 local Ray nodes',
