@@ -13,7 +13,9 @@ Measures on this machine, in the chapter's CPU set-up (parts in brackets):
   scheduler decided to stop it;
 * [sections] wall time of each section run end to end as a notebook, in
   the test budget (``HPO_BUDGET=test``) and, unless ``--quick``, in the
-  CPU set-up;
+  CPU set-up; or, with ``--sections-log LOG``, the times d2lbook printed
+  for each section in a book build whose output was saved to ``LOG``
+  (``bash run.sh book > LOG 2>&1``), which saves running them twice;
 * [simulation] from the simulator, over 50 seeds: the recorded table's
   size; median time of each method to reach random search's median error
   after 8 minutes, its ratio to random search's with 95% bootstrap
@@ -31,6 +33,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -175,12 +178,31 @@ def run_notebook(name, budget):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+SECTIONS = ('rs-async', 'sh-async', 'hpo-ray')
+
+
 def part_sections(rows, quick):
     for budget in (('test',) if quick else ('test', 'full')):
-        for name in ('rs-async', 'sh-async', 'hpo-ray'):
+        for name in SECTIONS:
             seconds = run_notebook(name, budget)
             rows.append(('sections', f'{name}, budget "{budget}"',
                          f'{seconds:.0f} s'))
+
+
+EVALUATED = re.compile(r'Task "Evaluating \./chapter_hpo/([\w-]+)\.md" .* '
+                       r'is finished in (\d+):(\d\d):(\d\d)')
+
+
+def sections_from_log(rows, log):
+    """Each section's time as a book build's log says (the output of
+    ``bash run.sh book``, where d2lbook times every notebook it runs)."""
+    budget = 'test' if 'HPO_BUDGET=test' in log else 'full'
+    found = {m.group(1): m.groups()[1:] for m in EVALUATED.finditer(log)}
+    for name in SECTIONS:
+        if name in found:
+            h, m, s = map(int, found[name])
+            rows.append(('sections', f'{name}, budget "{budget}", in the '
+                         'book build', f'{3600 * h + 60 * m + s} s'))
 
 
 def part_startup(rows):
@@ -264,6 +286,10 @@ def main():
                    help='sections in the test budget only, 20 seeds, '
                         '60 s tuner runs')
     p.add_argument('--skip', nargs='*', default=[], choices=PARTS)
+    p.add_argument('--sections-log', type=Path, metavar='LOG',
+                   help='instead of running the sections, take their '
+                        'times from the saved output of `bash run.sh '
+                        'book`')
     args = p.parse_args()
     rows, started = [], time.monotonic()
     parts = [part for part in PARTS if part not in args.skip]
@@ -275,6 +301,8 @@ def main():
             part_startup(rows)
         elif part == 'tuner':
             part_tuner(rows, 60 if args.quick else 180)
+        elif part == 'sections' and args.sections_log:
+            sections_from_log(rows, args.sections_log.read_text())
         elif part == 'sections':
             part_sections(rows, args.quick)
         elif part == 'simulation':
@@ -286,7 +314,8 @@ def main():
     lines = ['# Benchmark results\n',
              f'Made by `python -m benchmarks.run_all'
              f'{" --quick" if args.quick else ""}'
-             f'{" --skip " + " ".join(args.skip) if args.skip else ""}` '
+             f'{" --skip " + " ".join(args.skip) if args.skip else ""}'
+             f'{" --sections-log LOG" if args.sections_log else ""}` '
              f'on {datetime.date.today()} in '
              f'{(time.monotonic() - started) / 60:.0f} minutes.\n',
              f'Machine: {machine()}.\n']
