@@ -72,7 +72,7 @@ def machine():
 
 def part_throughput(rows):
     from benchmarks import throughput
-    scripts, bound, teardown = throughput.main()
+    scripts, bound, teardown = throughput.main([])
     rows.append(('throughput', 'AlexNet 224x224, all cores, min/epoch '
                  '(estimate)',
                  f'{teardown.pop("alexnet_minutes_per_epoch"):.0f}'))
@@ -82,8 +82,9 @@ def part_throughput(rows):
     rows.append(('throughput', 'compute bound, s/epoch', f'{bound:.2f}'))
     for script, r in scripts.items():
         t = r['seconds_per_epoch']
-        rows.append(('throughput', f'{script}, s/epoch (img/s)',
-                     f'{t:.2f} ({20000 / t:.0f})'))
+        n = throughput.SETUP['n_train']
+        rows.append(('throughput', f'{script}, s/epoch of {n} images '
+                     '(img/s)', f'{t:.2f} ({n / t:.0f})'))
         rows.append(('throughput', f'{script}, share of bound',
                      f'{100 * bound / t:.0f}%'))
 
@@ -320,9 +321,9 @@ def main():
              f'{(time.monotonic() - started) / 60:.0f} minutes.\n',
              f'Machine: {machine()}.\n']
     if kept:
-        lines.append(f'Rows of the parts '
-                     f'{", ".join(sorted({r[0] for r in kept}))} are kept '
-                     f'from the earlier file ({old_made}).\n')
+        lines.append(f'Kept from the earlier file, made on {old_made}: '
+                     f'the rows of {", ".join(sorted({r[0] for r in kept}))}'
+                     '.\n')
     lines += ['| part | measure | value |', '|---|---|---|']
     order = {part: i for i, part in enumerate(PARTS)}
     all_rows = sorted(kept + rows, key=lambda r: order.get(r[0], 99))
@@ -338,13 +339,12 @@ def previous_rows(path):
     if not path.exists():
         return [], ''
     head = path.read_text().split('\n## ', 1)[0].split('<!--', 1)[0]
-    made = next((line for line in head.splitlines()
-                 if line.startswith('Made by')), '')
-    made = made.split(' on ', 1)[-1].rstrip('.') if made else 'undated'
+    made = re.search(r'^Made by .* on (\d{4}-\d\d-\d\d)', head, re.M)
     rows = [tuple(cell.strip() for cell in line.strip('|').split(' | '))
             for line in head.splitlines()
             if line.startswith('| ') and not line.startswith('| part |')]
-    return [row for row in rows if len(row) == 3], made
+    return ([row for row in rows if len(row) == 3],
+            made.group(1) if made else 'an unknown date')
 
 
 def with_head(path, head):

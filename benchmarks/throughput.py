@@ -127,11 +127,11 @@ def alexnet_epoch_estimate(threads, batches=2, batch_size=128):
     return per_batch, per_batch * 50000 / batch_size / 60
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--epochs', type=int, default=3)
     p.add_argument('--threads', type=int, default=1)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     bound = compute_bound(args.epochs, args.threads)
     best_bound = min(bound)
     n = SETUP['n_train']
