@@ -545,39 +545,17 @@ def trial_table(result_grid, events_path, nodes=None, t0=None):
                    best_error=np.nan, overhead=np.nan,
                    path=result.path, error=result.error)
         # Ray has no config for a trial cut off before it reported
-        config = result.config or configs.get(trial_id) or {}
-        row.update(config)
+        row.update(result.config or configs.get(trial_id) or {})
         start = chosen.min().get(trial_id, first.min().get(trial_id))
         if df is not None and len(df):
             # a reused actor can enter the function before the scheduler
             # logs its choice; a trial has started by then at the latest
             start = min(start, df.iloc[0]['fn_entered'])
+            _add_reports(row, df, names, start)
         row['start'] = start - t0
         decisions = results[results.trial_id == trial_id]
-        if df is not None and len(df):
-            last = df.iloc[-1]
-            row.update(node=names.get(last['node_id'][:8],
-                                      last['node_id'][:8]),
-                       pid=int(last['pid']), epochs=int(last['epoch']),
-                       validation_error=last['validation_error'],
-                       test_error=last.get('test_error', np.nan),
-                       best_error=df['validation_error'].min())
-            first_report = df.iloc[0]
-            built = (first_report['fn_entered']
-                     + first_report['startup_data']
-                     + first_report['startup_model'])
-            row['overhead'] = built - start
-        stopped = (decisions['decision'] == 'STOP').any()
-        if result.error is not None:
-            status = 'failed'
-        elif row['epochs'] >= row.get('max_epochs', np.inf):
-            status = 'completed'
-        elif stopped:
-            status = 'stopped'
-        elif pd.notna(row['test_error']):
-            status = 'diverged'
-        else:
-            status = 'cut off'
+        status = _status(row, result.error,
+                         (decisions['decision'] == 'STOP').any())
         end = ended.get(trial_id)
         if end is None and status == 'cut off':
             end = events['time'].max()  # running when the time was up
@@ -588,6 +566,33 @@ def trial_table(result_grid, events_path, nodes=None, t0=None):
         rows.append(row)
     table = pd.DataFrame(rows).set_index('trial_id')
     return table.sort_values('start')
+
+
+def _add_reports(row, df, names, start):
+    """Fill ``row`` from a trial's reports (``df``, oldest first)."""
+    last = df.iloc[-1]
+    row.update(node=names.get(last['node_id'][:8], last['node_id'][:8]),
+               pid=int(last['pid']), epochs=int(last['epoch']),
+               validation_error=last['validation_error'],
+               test_error=last.get('test_error', np.nan),
+               best_error=df['validation_error'].min())
+    first = df.iloc[0]
+    built = (first['fn_entered'] + first['startup_data']
+             + first['startup_model'])
+    row['overhead'] = built - start
+
+
+def _status(row, error, stopped):
+    """How a trial ended, with the names of ``hpo_utils.trial_table``."""
+    if error is not None:
+        return 'failed'
+    if row['epochs'] >= row.get('max_epochs', np.inf):
+        return 'completed'
+    if stopped:
+        return 'stopped'
+    if pd.notna(row['test_error']):
+        return 'diverged'  # it ended early, with its test error
+    return 'cut off'
 
 
 def failed_trials(trials, n_lines=5):
