@@ -674,10 +674,10 @@ def summarize(trials, n_workers, levels, processes=None):
             else None)
     stopped = trials[trials['status'] == 'stopped']
     counts = trials['status'].value_counts()
-    # one row per status, so that the table stays narrow enough for a page
+    # one row per status (stopped and completed always), so that the
+    # table stays narrow enough for a page
     by_status = {f'  {status}': int(counts.get(status, 0))
-                 for status in ('stopped', 'completed', 'diverged',
-                                'cut off', 'failed')
+                 for status in hpo_utils.STATUS_COLORS
                  if status in counts or status in ('stopped', 'completed')}
     return pd.Series({
         'trials started': len(trials),
