@@ -520,31 +520,56 @@ def train(args):
     ``elapsed_time`` (seconds since the process started, start-up
     included) and ``cpu_time`` (CPU seconds this process used so far,
     which other load on the machine does not inflate); after the last
-    epoch also ``test_error``. If the loss
-    becomes non-finite, training stops: that epoch is the last one yielded,
-    with the error the broken network really has. Before training, prints
-    one line with the start-up breakdown (``STARTUP_TAG`` and JSON).
+    epoch also ``test_error``. If the loss becomes non-finite, training
+    stops: that epoch is the last one yielded, with the error the broken
+    network really has. Before training, prints one line with the
+    start-up breakdown (``STARTUP_TAG`` and JSON).
+
+    If the GPU runs out of memory, the trial fails: the memory PyTorch
+    holds is released (a Ray Tune process that runs the next trial gets
+    it back), and ``SystemExit`` ends the trial with one line saying why.
     """
+    try:
+        yield from _train(args)
+    except torch.OutOfMemoryError as e:
+        reason = '. '.join(str(e).strip().split('. ')[:2]) or 'no details'
+    else:
+        return
+    release_gpu_memory()  # the error and its tensors are gone by now
+    raise SystemExit(f'error: out of GPU memory with batch size '
+                     f'{args.batch_size} ({reason}); {OUT_OF_MEMORY_HINT}')
+
+
+OUT_OF_MEMORY_HINT = ('smaller batch sizes or fewer trials per GPU '
+                      '(hpo_utils.TRIALS_PER_GPU) avoid this')
+
+
+def release_gpu_memory():
+    """Return the GPU memory PyTorch caches for freed tensors."""
+    import gc
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _train(args):
+    """``train`` without the out-of-memory handling: set up, then train."""
     start = process_start_time()
     entered = time.time()
     device, warning = choose_device()
     if warning:
         print(warning, flush=True)
-    on_gpu = device.type == 'cuda'
     torch.manual_seed(args.seed)
     try:
-        train_set, val_set, test_set = load_data(args.image_size,
-                                                 args.n_train)
+        sets = load_data(args.image_size, args.n_train)
     except DataUnavailableError as e:
         raise SystemExit(f'error: {e}') from None
-    if on_gpu:  # once, as uint8: batches are then cut and resized there
-        torch.backends.cudnn.benchmark = True  # fixed shapes: autotune
-        train_set, val_set, test_set = [
-            (x.to(device), y.to(device))
-            for x, y in (train_set, val_set, test_set)]
+    if device.type == 'cuda':  # once, as uint8: batches are then cut and
+        torch.backends.cudnn.benchmark = True  # resized there; autotune
+        sets = [(x.to(device), y.to(device)) for x, y in sets]
     loaded = time.time()
     model = build_model(args.model, args.image_size, device)
-    if on_gpu and gpu_options(args):
+    if device.type == 'cuda' and gpu_options(args):
         model = GPUOptions(model, args.channels_last, args.bf16)
     startup = startup_breakdown(start, entered, loaded, time.time())
     print(STARTUP_TAG, json.dumps({k: round(v, 3)
@@ -554,8 +579,14 @@ def train(args):
     print(f'model: {args.model} ({n_params:,} parameters), input: 1x'
           f'{args.image_size}x{args.image_size}, device: {device} '
           f'({describe_device(device, args)}), images: '
-          f'{len(train_set[1])} train / {len(val_set[1])} validation',
+          f'{len(sets[0][1])} train / {len(sets[1][1])} validation',
           flush=True)
+    yield from _epochs(model, args, *sets, device, start)
+
+
+def _epochs(model, args, train_set, val_set, test_set, device, start):
+    """The training loop of ``train``: one ``(epoch, metrics)`` per epoch."""
+    on_gpu = device.type == 'cuda'
     optimizer = SGD(model.parameters(), args.learning_rate, args.momentum)
     x_all, y_all = train_set
     for epoch in range(1, args.max_epochs + 1):

@@ -9,6 +9,7 @@ import ctypes
 import os
 import subprocess
 import sys
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -167,3 +168,42 @@ def html_build():
 @pytest.fixture(scope='session')
 def pdf_build(html_build):
     return run_build()
+
+
+# PyTorch's out-of-memory error, as a GPU raises it (made up numbers)
+OUT_OF_MEMORY = ('CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has '
+                 'a total capacity of 15.77 GiB of which 1.06 GiB is free.')
+
+
+def failing_cross_entropy(step):
+    """``F.cross_entropy`` that raises PyTorch's out-of-memory error the
+    ``step``-th time it is called (the loss of minibatch ``step``)."""
+    import torch
+    from torch.nn import functional
+    real, calls = functional.cross_entropy, [0]
+
+    def cross_entropy(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == step:
+            raise torch.OutOfMemoryError(OUT_OF_MEMORY)
+        return real(*args, **kwargs)
+    return cross_entropy
+
+
+def out_of_memory_site(directory, batch_size, step):
+    """Put ``directory`` on ``PYTHONPATH``: a training script started with
+    ``--batch_size batch_size`` then runs out of GPU memory on minibatch
+    ``step``, as on a GPU too small for it; other processes are unchanged.
+    """
+    import inspect
+    patch = inspect.getsource(failing_cross_entropy) + (
+        f'torch.nn.functional.cross_entropy = failing_cross_entropy({step})')
+    (directory / 'sitecustomize.py').write_text(textwrap.dedent(f'''\
+        import sys
+        args = sys.orig_argv
+        if ('--batch_size' in args and
+                args[args.index('--batch_size') + 1] == '{batch_size}'):
+            import torch.nn.functional
+            OUT_OF_MEMORY = {OUT_OF_MEMORY!r}
+        ''') + textwrap.indent(patch, '    ') + '\n')
+    return directory

@@ -116,3 +116,36 @@ def test_sgd_matches_torch_optim():
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         assert torch.allclose(a, b, atol=1e-6)
     assert not torch.allclose(models[0].net[0].weight, before)  # it moved
+
+
+def test_out_of_gpu_memory_ends_training_with_one_line(monkeypatch):
+    """What a trial does when its GPU runs out of memory, without a GPU:
+    the loss of the third minibatch raises PyTorch's out-of-memory error.
+    ``train`` ends with one line saying why and holds on to nothing (in a
+    Ray Tune process, the next trial would otherwise inherit the memory).
+    """
+    import weakref
+    from conftest import failing_cross_entropy
+    monkeypatch.setattr(torch.nn.functional, 'cross_entropy',
+                        failing_cross_entropy(3))
+    models, build = [], train_common.build_model
+
+    def build_and_watch(*args):
+        model = build(*args)
+        models.append(weakref.ref(model))
+        return model
+    monkeypatch.setattr(train_common, 'build_model', build_and_watch)
+    args = train_common.make_parser('test').parse_args(
+        ['--batch_size', '64', '--max_epochs', '2', *SMALL[:2]])
+    epochs = []
+    with pytest.raises(SystemExit) as stop:
+        for epoch, _ in train_common.train(args):
+            epochs.append(epoch)
+    message = stop.value.code
+    assert epochs == []  # it ran out of memory in the first epoch
+    assert message.splitlines() == [message]
+    assert message.startswith(
+        'error: out of GPU memory with batch size 64 (CUDA out of memory. '
+        'Tried to allocate 2.00 GiB); smaller batch sizes or fewer trials '
+        'per GPU')
+    assert len(models) == 1 and models[0]() is None  # nothing holds it

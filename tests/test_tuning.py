@@ -332,3 +332,35 @@ def test_sigterm_outside_tuning_still_terminates():
     assert proc.stdout.readline() == 'ready\n'
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == -signal.SIGTERM
+
+
+def test_trial_out_of_gpu_memory_fails_and_the_tuner_goes_on(
+        tmp_path, monkeypatch, capsys):
+    """A trial whose (simulated) GPU runs out of memory fails as a trial:
+    it exits by itself with one line saying why, and the others run."""
+    import os
+    from syne_tune.optimizer.baselines import RandomSearch
+    from conftest import out_of_memory_site
+    site = out_of_memory_site(tmp_path, batch_size=200, step=2)
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join(
+        [str(site), os.environ.get('PYTHONPATH', '')]))
+    points = [dict(learning_rate=0.05, momentum=0.5, batch_size=b)
+              for b in (64, 200, 128, 100)]
+    scheduler = RandomSearch(
+        dict(hpo_utils.search_space(), **dict(SMALL, max_epochs=1)),
+        metrics=['validation_error'], do_minimize=True, random_seed=0,
+        points_to_evaluate=points)
+    exp, _ = run_tuner(scheduler, tmp_path / 'exp', MAX_SECONDS,
+                       'train_script.py', max_num_trials_finished=3)
+    trials = hpo_utils.trial_table(exp)
+    failed = trials[trials['status'] == 'failed']
+    assert list(failed['batch_size']) == [200]
+    log = Path(failed['log'].iloc[0]).read_text().strip().splitlines()
+    assert log[-1].startswith('error: out of GPU memory with batch size '
+                              '200 (CUDA out of memory.')
+    capsys.readouterr()
+    hpo_utils.failed_trials(trials)
+    assert log[-1] in capsys.readouterr().out
+    # the tuner went on: trials started after the failure completed
+    later = trials[trials['start'] > failed['end'].iloc[0]]
+    assert (later['status'] == 'completed').sum() >= 2, trials
