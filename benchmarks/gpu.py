@@ -17,14 +17,15 @@ validation images per epoch, ``hpo_utils.GPU_CONSTANTS``) this measures:
   after the run with and without the options (same seed), so that an
   option is adopted only if it is faster *and* keeps the error;
 * 1 to 4 trials sharing the first GPU at the same time: seconds per epoch
-  of each and images per second of all together, to decide between two
-  trials per GPU and one (``choose_setup`` uses one worker per GPU);
-* for each section, the projected number of trials per 10 minutes with
-  ``min(4, GPUs)`` workers, computed from the measured start-up and epoch
-  times: random search runs every trial for 27 epochs; ASHA with eta = 3
-  and rungs 1, 3, 9 runs 1 + 2/3 + 6/9 + 18/27 = 3 epochs per trial on
-  average once its rungs are filled. These two rows are projections, not
-  measurements, and say so.
+  of each, images per second of all together and their mean validation
+  error, to decide how many trials should share one GPU
+  (``hpo_utils.TRIALS_PER_GPU``: 2 on a one-GPU machine, not measured);
+* for each section, the projected number of trials per 10 minutes with the
+  workers ``choose_setup`` gives this machine, computed from the measured
+  start-up and epoch times: random search runs every trial for 27 epochs; ASHA
+  with eta = 3 and rungs 1, 3, 9 runs 1 + 2/3 + 6/9 + 18/27 = 3 epochs per
+  trial on average once its rungs are filled. These two rows are projections,
+  not measurements, and say so.
 
 The rows go into ``benchmarks/results.md`` between two marker lines (the
 rest of the file, written by ``benchmarks/run_all.py``, is kept; a rerun
@@ -284,14 +285,12 @@ def gpu_status():
     """
     import torch
     import hpo_utils
-    from train_common import cuda_problem
-    listed, _ = hpo_utils.count_gpus()
-    problem = cuda_problem()
-    if problem is None:
+    hardware = hpo_utils.detect_hardware('auto')
+    if hardware.gpus:
         return [torch.cuda.get_device_name(i)
-                for i in range(torch.cuda.device_count())], None
-    return [], (f'nvidia-smi lists {listed} GPU(s); PyTorch: {problem}'
-                if listed else 'no nvidia-smi or it lists no GPU')
+                for i in range(len(hardware.gpus))], None
+    return [], (f'nvidia-smi lists GPUs; PyTorch: {hardware.problem}'
+                if hardware.problem else 'no nvidia-smi or it lists no GPU')
 
 
 def gib(n_bytes):
@@ -301,6 +300,7 @@ def gib(n_bytes):
 def measure(plan, names):
     """All rows of the GPU block (or of the CPU check)."""
     import torch
+    import hpo_utils
     rows = []
     devices = ([torch.device('cpu')] if plan.cpu_check else
                [torch.device(f'cuda:{i}') for i in range(len(names))])
@@ -336,7 +336,7 @@ def measure(plan, names):
     alone = runs[script, 'float32']['epoch']
     for k in range(1, plan.max_trials + 1):  # k = 1: the run above
         what = (f'{k} trial(s) sharing it: s/epoch of the slowest, train '
-                'img/s of all, vs one alone')
+                'img/s of all, vs one alone, mean validation error')
         try:
             rs = ([runs[script, 'float32']] if k == 1
                   else run_scripts(plan, 0, script, [], k))
@@ -346,10 +346,12 @@ def measure(plan, names):
             continue
         worst = max(r['epoch'] for r in rs)
         together = sum(n_train / r['epoch'] for r in rs)
+        error = sum(r['error'] for r in rs) / len(rs)
         rows.append((first, what, f'{worst:.2f}, {together:.0f}, '
-                     f'{together / (n_train / alone):.2f}x'))
+                     f'{together / (n_train / alone):.2f}x, {error:.4f}'))
         print(rows[-1], flush=True)
-    workers = 1 if plan.cpu_check else min(4, len(names))
+    workers = (1 if plan.cpu_check else
+               hpo_utils.choose_setup('full', n_gpus=len(names)).n_workers)
     for script, section, epochs in (
             ('train_script.py', 'rs-async', plan.full_epochs),
             ('train_script_report_eachepoch.py', 'sh-async', ASHA_EPOCHS)):

@@ -115,7 +115,8 @@ def tuner_run(method, seconds, folder):
                          OMP_NUM_THREADS=str(setup.threads_per_trial)):
         tuner = Tuner(trial_backend=LocalBackend(
                           entry_point=str(ROOT / script),
-                          num_gpus_per_trial=setup.gpus_per_trial),
+                          num_gpus_per_trial=setup.gpus_per_trial,
+                          gpus_to_use=setup.gpus_to_use),
                       scheduler=scheduler,
                       stop_criterion=StoppingCriterion(
                           max_wallclock_time=seconds),

@@ -142,27 +142,21 @@ def kill_tagged(tag, timeout=5.0):
 
 
 class _gpus_for_node:
-    """Give node ``i`` of a local cluster its own GPUs.
+    """Start the raylet of a local node with its own GPUs (a tuple of
+    ``nvidia-smi`` indices, as ``hpo_utils.detect_hardware`` lists them).
 
     Nodes on one machine would otherwise all see every GPU and number
     them from 0, so that their trials would share the first ones. A
     raylet uses the GPUs in ``CUDA_VISIBLE_DEVICES`` when it starts.
     """
 
-    def __init__(self, i, gpus_per_node):
-        self.i, self.n = i, gpus_per_node
+    def __init__(self, gpus):
+        self.gpus = gpus
 
     def __enter__(self):
         self.saved = os.environ.get('CUDA_VISIBLE_DEVICES')
-        if self.n:
-            import torch
-            visible = (self.saved.split(',') if self.saved else
-                       [str(g) for g in range(torch.cuda.device_count())])
-            mine = visible[self.i * self.n:(self.i + 1) * self.n]
-            if len(mine) < self.n:
-                raise RuntimeError(f'node {self.i} needs {self.n} GPU(s), '
-                                   f'but only {len(visible)} are visible')
-            os.environ['CUDA_VISIBLE_DEVICES'] = ','.join(mine)
+        if self.gpus:
+            os.environ['CUDA_VISIBLE_DEVICES'] = ','.join(map(str, self.gpus))
 
     def __exit__(self, *exc):
         if self.saved is None:
@@ -176,21 +170,40 @@ class RayCluster:
 
     Without ``RAY_ADDRESS``, ``start`` starts ``n_nodes`` Ray nodes on
     this machine (a head node and ``n_nodes - 1`` worker nodes, each a
-    raylet of its own with ``cpus_per_node`` CPUs and ``gpus_per_node``
-    GPUs) and connects to them. ``shutdown`` (also on leaving a ``with``
-    block, on an exception such as ``KeyboardInterrupt``, and when the
-    interpreter exits) disconnects and stops every process it started.
+    raylet of its own with ``cpus_per_node`` CPUs; the GPUs in ``gpus``
+    are split evenly among the nodes) and connects to them. ``shutdown``
+    (also on leaving a ``with`` block, on an exception such as
+    ``KeyboardInterrupt``, and when the interpreter exits) disconnects
+    and stops every process it started.
     """
 
-    def __init__(self, n_nodes=2, cpus_per_node=1, gpus_per_node=0,
-                 address=None):
+    def __init__(self, n_nodes=2, cpus_per_node=1, gpus=(), address=None):
+        if len(gpus) % n_nodes:
+            raise ValueError(f'{len(gpus)} GPU(s) cannot be split evenly '
+                             f'among {n_nodes} nodes')
         self.n_nodes, self.cpus_per_node = n_nodes, cpus_per_node
-        self.gpus_per_node = gpus_per_node
+        per_node = len(gpus) // n_nodes
+        self.node_gpus = [tuple(gpus[i * per_node:(i + 1) * per_node])
+                          for i in range(n_nodes)]
         self.address = address or os.environ.get('RAY_ADDRESS') or None
         self.tag = f'hpo-ray-{uuid.uuid4().hex[:12]}'
         self.local = None  # ray.cluster_utils.Cluster when started here
         self.started_here = False
         self.startup_seconds = None
+
+    @classmethod
+    def for_setup(cls, setup, address=None):
+        """The nodes for ``setup`` (``hpo_utils.choose_setup``).
+
+        Without GPUs, one node per worker with the CPU threads of one
+        trial. With GPUs, one node per GPU with the threads of the trials
+        that share it: a Ray node offers whole GPUs only, so on one GPU
+        both trials run on one node, each asking for half of the GPU.
+        """
+        per_node = setup.trials_per_gpu or 1
+        return cls(n_nodes=setup.n_workers // per_node,
+                   cpus_per_node=setup.threads_per_trial * per_node,
+                   gpus=setup.gpus, address=address)
 
     def trial_env(self):
         """What every trial process needs: the code, the data, threads."""
@@ -216,19 +229,19 @@ class RayCluster:
             atexit.register(self.shutdown)
             self.started_here = True
             node = dict(num_cpus=self.cpus_per_node,
-                        num_gpus=self.gpus_per_node,
+                        num_gpus=len(self.node_gpus[0]),
                         object_store_memory=OBJECT_STORE_BYTES)
             # the nodes inherit the tag (and their workers from them)
             added = dict(START_ENV, **{TAG_VARIABLE: self.tag})
             saved = {k: os.environ.get(k) for k in added}
             os.environ.update(added)
             try:
-                with _gpus_for_node(0, self.gpus_per_node):
+                with _gpus_for_node(self.node_gpus[0]):
                     self.local = Cluster(
                         initialize_head=True,
                         head_node_args=dict(node, include_dashboard=False))
                 for i in range(1, self.n_nodes):
-                    with _gpus_for_node(i, self.gpus_per_node):
+                    with _gpus_for_node(self.node_gpus[i]):
                         self.local.add_node(**node)
                 self.local.wait_for_nodes()
                 ray.init(address=self.local.address, log_to_driver=False,
@@ -349,7 +362,7 @@ def train_fn(config):
     """One Ray Tune trial: train as ``config`` says, report every epoch.
 
     The training is ``train_common.train``, as in the Syne Tune scripts.
-    Each report adds ``epoch``, the node and the process that run the
+    Each report adds ``epoch``, the node, process and GPUs that run the
     trial, and, to measure the start-up overhead, when this function was
     entered and how long ``train`` took to load the data and build the
     model (from the start-up line it prints).
@@ -366,6 +379,7 @@ def train_fn(config):
         for epoch, metrics in train(trial_args(config)):
             tune.report(dict(metrics, epoch=epoch, node_id=node,
                              pid=os.getpid(), fn_entered=fn_entered,
+                             gpus=os.environ.get('CUDA_VISIBLE_DEVICES'),
                              startup_data=out.startup['data'],
                              startup_model=out.startup['model'],
                              report_time=time.time()))

@@ -13,7 +13,6 @@ Tests that start trials run them in real processes and kill every process
 they started in a finalizer, also when the test fails or times out (see
 ``process_tree``).
 """
-import ctypes
 import os
 import re
 import shutil
@@ -21,7 +20,6 @@ import subprocess
 import sys
 import textwrap
 
-import psutil
 import pytest
 import torch
 
@@ -54,12 +52,15 @@ def fake_gpus(tmp_path, monkeypatch):
     """Call with a number of GPUs: puts a fake ``nvidia-smi`` on ``PATH``.
 
     Also forgets the GPU count Syne Tune caches per process, clears
-    ``CUDA_VISIBLE_DEVICES`` and works in ``tmp_path`` (Syne Tune writes
-    ``nvidia-smi``'s output to ``./std.out``). Returns the ``PATH``.
+    ``CUDA_VISIBLE_DEVICES``, asks for the GPU set-up even though PyTorch
+    cannot use the fake GPUs (``HPO_SETUP=gpu``) and works in ``tmp_path``
+    (Syne Tune writes ``nvidia-smi``'s output to ``./std.out``). Returns
+    the ``PATH``.
     """
     import syne_tune.num_gpu
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+    monkeypatch.setenv('HPO_SETUP', 'gpu')  # also where CUDA is unusable
 
     def install(n_gpus, returncode=0):
         bin_dir = write_fake_nvidia_smi(tmp_path / f'bin{n_gpus}', n_gpus,
@@ -71,85 +72,49 @@ def fake_gpus(tmp_path, monkeypatch):
     return install
 
 
-PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
-
-
-def _subreaper(on):
-    """Make orphaned descendants of this process its children (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
-
-
-@pytest.fixture
-def process_tree():
-    """Kill, when the test ends, every process it started, however deep.
-
-    While the test runs, this process is a "child subreaper": a trial whose
-    parent (a tuner, a Jupyter kernel) died is re-parented here instead of
-    to init, so it is still found among our descendants. The finalizer
-    freezes all new descendants, kills them by process id and reaps them.
-    It sends SIGKILL, so it works even where SIGINT is ignored (a test run
-    started as a background job).
-    """
-    me = psutil.Process()
-    reaping = _subreaper(True)
-    before = {p.pid for p in me.children(recursive=True)}
-    yield
-    try:
-        started = [p for p in me.children(recursive=True)
-                   if p.pid not in before]
-        for p in started:
-            try:
-                p.suspend()  # no new children from here on
-            except psutil.Error:
-                pass
-        started += [p for p in me.children(recursive=True)
-                    if p.pid not in before and p not in started]
-        for p in started:
-            try:
-                p.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(started, timeout=20)
-    finally:
-        if reaping:
-            _subreaper(False)
-
-
 # ---------------------------------------------------------------------------
 # the set-up the notebooks choose
 
 
-@pytest.mark.parametrize('n_gpus,workers', [(1, 1), (2, 2), (4, 4), (8, 4)])
+@pytest.mark.parametrize('n_gpus,workers', [(1, 2), (2, 2), (4, 4), (8, 4)])
 def test_setup_follows_the_gpus_nvidia_smi_lists(fake_gpus, capsys, n_gpus,
                                                  workers):
     fake_gpus(n_gpus)
     setup = hpo_utils.choose_setup('full')  # nothing but the machine
-    assert setup.n_gpus == n_gpus
-    assert (setup.n_workers, setup.gpus_per_trial) == (workers, 1)
-    assert setup.gpus_to_use is None  # all of them
-    assert setup.constants == dict(hpo_utils.GPU_CONSTANTS)
-    assert setup.constants['model'] == 'alexnet'
-    assert setup.constants['max_epochs'] == 27  # rungs 1, 3, 9 at eta 3
-    assert f'set-up "{n_gpus} GPU(s)"' in str(setup)
-    assert '1 GPU per trial' in str(setup)
+    per_gpu = hpo_utils.TRIALS_PER_GPU.get(n_gpus, 1)
+    assert (setup.n_workers, setup.trials_per_gpu) == (workers, per_gpu)
+    assert setup.gpus == tuple(range(workers // per_gpu))
+    assert setup.gpus_to_use == list(setup.gpus)
+    assert setup.constants == hpo_utils.SETUPS['GPU']['constants']
+    assert f'set-up "{len(setup.gpus)} GPU(s)"' in str(setup)
     said = capsys.readouterr().out
-    if not CUDA:  # the fake GPUs cannot train AlexNet: the set-up says so
-        assert f'nvidia-smi lists {n_gpus} GPU(s), but PyTorch cannot ' \
-            'use CUDA' in said
+    if not CUDA:  # forced onto fake GPUs: the set-up says what follows
+        assert 'nvidia-smi lists GPUs, but PyTorch cannot use them' in said
+        assert 'using them anyway' in said
+
+
+@pytest.mark.skipif(CUDA, reason='a real GPU: CUDA is usable here')
+def test_gpus_pytorch_cannot_use_mean_the_cpu_set_up(
+        fake_gpus, capsys, monkeypatch):
+    fake_gpus(2)
+    monkeypatch.setenv('HPO_SETUP', 'auto')  # what a reader gets
+    hardware = hpo_utils.detect_hardware()
+    assert hardware.gpus == () and hardware.problem
+    setup = hpo_utils.choose_setup('full', cores=2)
+    assert setup.name == 'CPU' and setup.gpus_per_trial == 0
+    assert setup.constants == hpo_utils.SETUPS['CPU']['constants']
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and 'using the CPU set-up' in said[0]
+    assert hardware.problem in said[0]
 
 
 @pytest.mark.parametrize('n_gpus', [1, 2, 4])
-def test_test_budget_keeps_tiny_lenet_trials_on_gpus(fake_gpus, capsys,
-                                                     n_gpus):
+def test_test_budget_keeps_tiny_lenet_trials_on_gpus(fake_gpus, n_gpus):
     fake_gpus(n_gpus)
     setup = hpo_utils.choose_setup('test')
     assert setup.name == f'test ({n_gpus} GPU(s))'
-    assert setup.n_workers == n_gpus and setup.gpus_per_trial == 1
-    assert setup.constants == dict(max_epochs=9, model='lenet',
-                                   image_size=28, n_train=1000)
-    assert setup.max_wallclock_time == 45 and setup.n_seeds == 20
-    assert capsys.readouterr().out == ''  # LeNet is fine on a CPU
+    assert setup.n_workers == max(2, n_gpus) and setup.gpus_per_trial == 1
+    assert setup.constants == hpo_utils.SETUPS['test']['constants']
 
 
 def test_failing_nvidia_smi_means_no_gpu(fake_gpus):
@@ -157,7 +122,7 @@ def test_failing_nvidia_smi_means_no_gpu(fake_gpus):
     setup = hpo_utils.choose_setup('full', cores=2)
     assert setup.n_gpus == 0 and setup.gpus_per_trial == 0
     assert setup.name == 'CPU'
-    assert setup.constants == hpo_utils.CPU_CONSTANTS
+    assert setup.constants == hpo_utils.SETUPS['CPU']['constants']
 
 
 def test_cuda_visible_devices_limits_the_gpus(fake_gpus, monkeypatch):
@@ -165,12 +130,15 @@ def test_cuda_visible_devices_limits_the_gpus(fake_gpus, monkeypatch):
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3,1')
     setup = hpo_utils.choose_setup('test')
     assert setup.n_workers == 2 and setup.gpus_to_use == [3, 1]
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')  # one: shared
+    setup = hpo_utils.choose_setup('test')
+    assert setup.n_workers == 2 and setup.gpus_to_use == [3]
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')  # all hidden
     setup = hpo_utils.choose_setup('test', cores=2)
     assert setup.n_gpus == 0 and setup.n_workers == 2
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', 'GPU-fake-0')  # a UUID
     setup = hpo_utils.choose_setup('test')
-    assert setup.n_workers == 4 and setup.gpus_to_use is None
+    assert setup.n_workers == 4 and setup.gpus_to_use == [0, 1, 2, 3]
 
 
 # ---------------------------------------------------------------------------
@@ -277,10 +245,19 @@ def trial_devices(exp):
     return devices
 
 
-def check_gpus_of_concurrent_trials(exp, gpus):
-    """Trials running at once had distinct GPUs; every trial said where.
+def gpu_of(visible):
+    """The GPU a trial used: the one in ``CUDA_VISIBLE_DEVICES``, or with
+    the variable unset (one GPU: LocalBackend sets nothing) GPU 0."""
+    return '0' if visible is None else visible
 
-    ``gpus``: the GPU indices the trials may get.
+
+def check_gpus_of_concurrent_trials(exp, gpus, per_gpu):
+    """Each trial said which GPU it had; trials running at once shared a
+    GPU only where ``per_gpu`` (trials per GPU) allows it.
+
+    ``gpus``: the GPU indices the trials may get. Returns the number of
+    pairs of trials that overlapped in time, and of those that shared a
+    GPU while they did, and the trial table.
     """
     trials = hpo_utils.trial_table(exp)
     devices = trial_devices(exp)
@@ -290,58 +267,97 @@ def check_gpus_of_concurrent_trials(exp, gpus):
     for trial_id, (visible, device, warned) in devices.items():
         if len(gpus) == 1:  # nothing to rotate over: nothing is set
             assert visible is None
-        else:
-            assert visible in {str(i) for i in gpus}
+        assert gpu_of(visible) in {str(i) for i in gpus}
         # a GPU PyTorch can use, or one line saying it cannot
         assert device == 'cuda:0' or (device == 'cpu' and warned)
-    overlaps = 0
+    overlaps = shared = 0
     ids = list(trials.index)
     for i, a in enumerate(ids):
         for b in ids[i + 1:]:
             if (trials.loc[a, 'start'] < trials.loc[b, 'end']
                     and trials.loc[b, 'start'] < trials.loc[a, 'end']):
                 overlaps += 1
-                assert devices[a][0] != devices[b][0], (a, b, devices)
-    return overlaps, trials
+                same = gpu_of(devices[a][0]) == gpu_of(devices[b][0])
+                assert per_gpu > 1 or not same, (a, b, devices)
+                shared += same
+    return overlaps, shared, trials
 
 
 @pytest.mark.parametrize('n_gpus,visible', [(1, None), (2, None), (4, None),
                                             (4, '1,3')])
-def test_local_backend_gives_concurrent_trials_distinct_gpus(
-        fake_gpus, process_tree, tmp_path, n_gpus, visible):
+def test_local_backend_gives_concurrent_trials_their_gpus(
+        fake_gpus, monkeypatch, tmp_path, n_gpus, visible):
     """Also with CUDA_VISIBLE_DEVICES limiting the tuner to some GPUs
     (as ``d2lbook build`` does), passed on as ``setup.gpus_to_use``."""
     from syne_tune.experiments import load_experiment
-    path = fake_gpus(n_gpus)
+    fake_gpus(n_gpus)
     gpus = (list(range(n_gpus)) if visible is None
             else [int(i) for i in visible.split(',')])
+    if visible is not None:
+        monkeypatch.setenv('CUDA_VISIBLE_DEVICES', visible)
     folder = tmp_path / 'experiments'
     code = TUNER.format(chapter=str(ROOT / 'chapter_hpo'),
                         script=str(ROOT / 'train_script_report_eachepoch.py'),
                         finished=len(gpus) + 2)
-    env = dict(os.environ, PATH=path, HPO_BUDGET='test',
-               SYNETUNE_FOLDER=str(folder))
-    env.pop('CUDA_VISIBLE_DEVICES', None)
-    if visible is not None:
-        env['CUDA_VISIBLE_DEVICES'] = visible
+    env = dict(os.environ, HPO_BUDGET='test', SYNETUNE_FOLDER=str(folder))
     proc = subprocess.run([sys.executable, '-c', code], cwd=tmp_path,
                           env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f'workers {len(gpus)}' in proc.stdout
+    setup = hpo_utils.choose_setup('test')  # as the tuner saw it
+    assert f'workers {setup.n_workers}' in proc.stdout
+    assert setup.gpus == tuple(gpus)
     name = re.search(r'^tuner (\S+)$', proc.stdout, re.M).group(1)
     exp = load_experiment(name, local_path=str(folder))
-    overlaps, trials = check_gpus_of_concurrent_trials(exp, gpus)
+    overlaps, shared, trials = check_gpus_of_concurrent_trials(
+        exp, gpus, setup.trials_per_gpu)
     assert len(trials) >= len(gpus) + 2
-    if len(gpus) > 1:
-        assert overlaps > 0, trials  # else distinctness was never tested
-        # more trials than GPUs: a GPU was handed out again once free
-        used = {d[0] for d in trial_devices(exp).values()}
+    assert overlaps > 0, trials  # else nothing ran at the same time
+    if setup.trials_per_gpu > 1:
+        assert shared > 0  # two trials on one GPU at the same time
+    else:  # more trials than GPUs: a GPU was handed out again once free
+        used = {gpu_of(d[0]) for d in trial_devices(exp).values()}
         assert used == {str(i) for i in gpus}
 
 
+@pytest.mark.parametrize('n_gpus,visible', [(1, None), (2, None), (4, None),
+                                            (4, '1,3')])
+def test_ray_nodes_offer_the_gpus_of_the_set_up(fake_gpus, monkeypatch,
+                                                n_gpus, visible):
+    """The Ray section's nodes hold the GPUs that LocalBackend uses, and
+    trials asking for ``setup.gpu_share`` run as many to a GPU as the
+    set-up says, on those GPUs."""
+    import ray
+    import hpo_ray
+    fake_gpus(n_gpus)
+    if visible is not None:
+        monkeypatch.setenv('CUDA_VISIBLE_DEVICES', visible)
+    setup = hpo_utils.choose_setup('test')
+
+    @ray.remote(num_cpus=setup.threads_per_trial, num_gpus=setup.gpu_share)
+    def trial():
+        import time
+        time.sleep(2)  # so that all of them run at the same time
+        return (ray.get_runtime_context().get_node_id(),
+                os.environ['CUDA_VISIBLE_DEVICES'])
+
+    with hpo_ray.RayCluster.for_setup(setup) as cluster:
+        nodes = cluster.nodes()
+        assert len(nodes) == len(setup.gpus)  # one node per GPU
+        assert (nodes['GPUs'] == 1).all()
+        seen = ray.get([trial.remote() for _ in range(setup.n_workers)])
+    assert not cluster.leftovers()
+    gpus_of_node = {}
+    for node, gpu in seen:
+        gpus_of_node.setdefault(node, set()).add(gpu)
+    assert all(len(gpus) == 1 for gpus in gpus_of_node.values())
+    used = sorted(int(gpu) for gpu, in gpus_of_node.values())
+    assert used == sorted(setup.gpus)  # every GPU, each on one node
+    assert len(seen) == setup.trials_per_gpu * len(setup.gpus)
+
+
 # ---------------------------------------------------------------------------
-# both sections, as notebooks, with four fake GPUs and the test budget
+# the three sections, as notebooks, with one fake GPU and the test budget
 
 NOTEBOOK = textwrap.dedent('''
     import sys
@@ -356,15 +372,13 @@ NOTEBOOK = textwrap.dedent('''
 ''')
 
 
-@pytest.mark.parametrize('section', ['rs-async', 'sh-async'])
-def test_section_runs_with_four_fake_gpus(fake_gpus, process_tree,
-                                          tmp_path, section):
-    from syne_tune.experiments import load_experiment
-    import train_common
-    path = fake_gpus(4)
-    # a copy of the book's sources: the notebook writes the simulation
-    # tables it recomputes (sim_*.csv) next to itself
-    book = tmp_path / 'book'
+def run_section(section, book, env):
+    """Evaluate ``section`` in a copy of the book's sources; its output.
+
+    A copy, since the notebook writes the simulation tables it
+    recomputes (``sim_*.csv``) next to itself.
+    """
+    import nbformat
     shutil.copytree(ROOT / 'chapter_hpo', book / 'chapter_hpo',
                     ignore=shutil.ignore_patterns('*.ipynb', '__pycache__'))
     for script in ROOT.glob('*.py'):
@@ -373,24 +387,52 @@ def test_section_runs_with_four_fake_gpus(fake_gpus, process_tree,
     subprocess.run([str(ROOT / '.venv' / 'bin' / 'notedown'), '--match',
                     'strict', str(ROOT / 'chapter_hpo' / f'{section}.md'),
                     '-o', str(notebook)], check=True, timeout=120)
-    folder = tmp_path / 'experiments'
-    env = dict(os.environ, PATH=path, HPO_BUDGET='test',
-               SYNETUNE_FOLDER=str(folder),
-               HPO_DATA_DIR=str(train_common.data_dir()))
-    env.pop('CUDA_VISIBLE_DEVICES', None)
     proc = subprocess.run(
         [sys.executable, '-c', NOTEBOOK, str(notebook),
          str(book / 'chapter_hpo')], env=env, capture_output=True,
         text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    import nbformat
     nb = nbformat.read(notebook, 4)
-    text = '\n'.join(o.get('text', '') for c in nb.cells
-                     if c.cell_type == 'code' for o in c.get('outputs', []))
-    assert 'set-up "test (4 GPU(s))": 4 workers' in text
+    return '\n'.join(o.get('text', '') for c in nb.cells
+                     if c.cell_type == 'code'
+                     for o in c.get('outputs', []))
+
+
+def ray_trials_shared_gpu_0(results):
+    """Ray's trials all had GPU 0, and two of them at the same time."""
+    import json
+    spans = []
+    for path in results.rglob('result.json'):
+        reports = [json.loads(line) for line in path.read_text().splitlines()
+                   if line.strip()]
+        if reports:
+            assert {r['gpus'] for r in reports} == {'0'}, path
+            spans.append((reports[0]['fn_entered'],
+                          reports[-1]['report_time']))
+    assert len(spans) >= 2
+    return any(a0 < b1 and b0 < a1 for i, (a0, a1) in enumerate(spans)
+               for b0, b1 in spans[i + 1:])
+
+
+@pytest.mark.parametrize('section', ['rs-async', 'sh-async', 'hpo-ray'])
+def test_section_runs_two_trials_on_one_fake_gpu(fake_gpus, tmp_path,
+                                                 section):
+    from syne_tune.experiments import load_experiment
+    import train_common
+    fake_gpus(1)
+    folder = tmp_path / 'experiments'
+    env = dict(os.environ, HPO_BUDGET='test', SYNETUNE_FOLDER=str(folder),
+               HPO_RAY_RESULTS=str(tmp_path / 'ray_results'),
+               HPO_DATA_DIR=str(train_common.data_dir()))
+    text = run_section(section, tmp_path / 'book', env)
+    assert 'set-up "test (1 GPU(s))": 2 workers' in text
+    assert '2 trial(s) per GPU' in text
     names = [p.name for p in folder.iterdir() if p.is_dir()]
     assert names, 'the notebook ran no experiment'
     for name in names:
         exp = load_experiment(name, local_path=str(folder))
-        overlaps, _ = check_gpus_of_concurrent_trials(exp, range(4))
-        assert overlaps > 0
+        _, shared, _ = check_gpus_of_concurrent_trials(exp, [0], 2)
+        assert shared > 0  # two trials on GPU 0 at the same time
+    if section == 'hpo-ray':  # one node, holding the GPU
+        assert '1 Ray nodes started on this machine' in text
+        assert ray_trials_shared_gpu_0(tmp_path / 'ray_results')

@@ -6,15 +6,36 @@ import hpo_utils
 import train_common
 
 
-@pytest.mark.parametrize('n_gpus,workers', [(1, 1), (2, 2), (4, 4), (8, 4)])
-def test_gpu_machines_get_one_worker_per_gpu(n_gpus, workers):
+@pytest.mark.parametrize('n_gpus', [1, 2, 3, 4, 8])
+def test_gpu_machines_run_parallel_trials(n_gpus):
     setup = hpo_utils.choose_setup('full', n_gpus=n_gpus, cores=16)
-    assert setup.n_workers == workers and setup.gpus_per_trial == 1
-    # the CPU set-up's problem (27 epochs: rungs 1, 3, 9 with eta 3),
-    # with AlexNet on 224x224 images
-    assert setup.constants == dict(max_epochs=27, model='alexnet',
-                                   image_size=224, n_train=8000)
-    assert setup.max_wallclock_time == 480
+    row = hpo_utils.SETUPS['GPU']
+    assert setup.constants == row['constants']
+    assert setup.max_wallclock_time == row['max_wallclock_time']
+    # several trials at once on any number of GPUs, at most MAX_WORKERS
+    assert 2 <= setup.n_workers <= hpo_utils.MAX_WORKERS
+    assert setup.n_workers == setup.trials_per_gpu * len(setup.gpus)
+    assert setup.gpus == tuple(range(len(setup.gpus)))
+    assert setup.gpus_to_use == list(setup.gpus)
+    assert setup.gpus_per_trial == 1
+    assert setup.gpu_share == 1 / setup.trials_per_gpu
+    said = str(setup)
+    assert f'{setup.trials_per_gpu} trial(s) per GPU' in said
+    assert hpo_utils.TRIALS_PER_GPU_BASIS in said
+
+
+def test_one_gpu_is_shared_by_two_trials():
+    setup = hpo_utils.choose_setup('full', n_gpus=1, cores=8)
+    assert (setup.n_workers, setup.trials_per_gpu) == (2, 2)
+    assert setup.gpus == (0,) and setup.threads_per_trial == 4
+    assert setup.gpu_share == 0.5
+
+
+@pytest.mark.parametrize('n_gpus', [2, 3, 4, 8])
+def test_several_gpus_get_one_trial_each(n_gpus):
+    setup = hpo_utils.choose_setup('full', n_gpus=n_gpus, cores=16)
+    assert setup.trials_per_gpu == 1
+    assert setup.n_workers == min(n_gpus, hpo_utils.MAX_WORKERS)
 
 
 @pytest.mark.parametrize('cores,workers,threads',
@@ -22,20 +43,38 @@ def test_gpu_machines_get_one_worker_per_gpu(n_gpus, workers):
 def test_cpu_machines_share_their_cores(cores, workers, threads):
     setup = hpo_utils.choose_setup('full', n_gpus=0, cores=cores)
     assert (setup.n_workers, setup.threads_per_trial) == (workers, threads)
-    assert setup.gpus_per_trial == 0
-    assert setup.constants == dict(max_epochs=27, model='lenet',
-                                   image_size=28, n_train=8000)
-    assert setup.max_wallclock_time == 480
+    assert setup.gpus_per_trial == 0 and setup.gpu_share == 0
+    assert setup.gpus_to_use is None
+    assert setup.constants == hpo_utils.SETUPS['CPU']['constants']
+    assert setup.max_wallclock_time == \
+        hpo_utils.SETUPS['CPU']['max_wallclock_time']
+
+
+def test_both_set_ups_have_asha_rungs_at_1_3_9():
+    for kind in ('CPU', 'GPU'):
+        assert hpo_utils.SETUPS[kind]['constants']['max_epochs'] == 27
 
 
 def test_test_budget_is_small_and_named(monkeypatch):
     monkeypatch.setenv('HPO_BUDGET', 'test')
     setup = hpo_utils.choose_setup(n_gpus=0)
     assert setup.name == 'test (CPU)' and setup.max_wallclock_time <= 60
+    assert setup.constants == hpo_utils.SETUPS['test']['constants']
     assert 'set-up "test (CPU)"' in str(setup)
+    # the same workers as the full budget
+    assert setup.n_workers == hpo_utils.choose_setup(
+        'full', n_gpus=0).n_workers
     monkeypatch.setenv('HPO_BUDGET', 'huge')
     with pytest.raises(ValueError, match='HPO_BUDGET'):
         hpo_utils.choose_setup()
+
+
+def test_setup_modes_are_checked(monkeypatch):
+    monkeypatch.setenv('HPO_SETUP', 'tpu')
+    with pytest.raises(ValueError, match='HPO_SETUP'):
+        hpo_utils.detect_hardware()
+    monkeypatch.setenv('HPO_SETUP', 'cpu')
+    assert hpo_utils.detect_hardware().gpus == ()
 
 
 @pytest.mark.parametrize('name,size', [('alexnet', 224), ('alexnet', 96),
