@@ -5,12 +5,10 @@ One HTML build (``python -m tools.build_book --html-only`` with
 in ``conftest.py``, shared with ``test_notebooks.py``) serves all HTML
 checks. Every page is opened from disk in headless Chromium: the maths must
 be typeset by the local MathJax, every image must load, and no request may
-leave ``file://``. Screenshots go to ``_build/screenshots/``.
+leave ``file://``. Screenshots go to ``_test_book/_build/screenshots/``.
 
-The build is the real one in ``_build/``: after a full-budget build, the
-first test run re-evaluates every notebook with the test budget (and the
-next ``bash run.sh book`` does the same the other way round), see
-``tools/build_book.py``.
+The build is made in ``_test_book/``, a copy of the sources of its own
+(``conftest.sync_test_book``): the reader's ``_build/`` stays as it was.
 
 Marks: ``book`` (the tests that build) and ``pdf`` (the PDF build)::
 
@@ -25,11 +23,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import BUILD, ROOT
 from tools.browser import inspect_page
 
-ROOT = Path(__file__).resolve().parents[1]
-
-BUILD = ROOT / '_build'
 SHOTS = BUILD / 'screenshots'
 
 book = pytest.mark.book  # the tests that need a build
