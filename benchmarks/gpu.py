@@ -48,9 +48,9 @@ from syne_tune.report import retrieve
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-RESULTS = ROOT / 'benchmarks' / 'results.md'
-BEGIN = '<!-- benchmarks/gpu.py: begin (replaced when it runs again) -->'
-END = '<!-- benchmarks/gpu.py: end -->'
+from benchmarks import results_block  # noqa: E402
+
+RESULTS = results_block.RESULTS
 NO_GPU = 'not measured: no GPU'
 SCRIPTS = ('train_script.py', 'train_script_report_eachepoch.py')
 HYPER = dict(learning_rate=0.01, momentum=0.9, batch_size=128)
@@ -83,44 +83,6 @@ class Plan:
             self.options = OPTIONS
         self.full_epochs = self.constants['max_epochs']
         self.val_batch = train_common.VAL_BATCH[self.device_type]
-
-
-# ---------------------------------------------------------------------------
-# the results block
-
-
-def block(lines):
-    return '\n'.join([BEGIN, *lines, '', END]) + '\n'
-
-
-def with_block(text, new_block):
-    """``text`` with its GPU block replaced by ``new_block`` (or added)."""
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        parts = [head.rstrip('\n'), rest.split(END, 1)[1].strip('\n')]
-        text = '\n\n'.join(part for part in parts if part)
-        text = text + '\n' if text else ''
-    if not new_block:
-        return text
-    return (text.rstrip('\n') + '\n\n' if text else '') + new_block
-
-
-def current_block(path=RESULTS):
-    """The GPU block of ``path`` as it is now, or ''."""
-    text = path.read_text() if path.exists() else ''
-    if BEGIN in text and END in text:
-        return BEGIN + text.split(BEGIN, 1)[1].split(END, 1)[0] + END + '\n'
-    return ''
-
-
-def write_block(lines, path):
-    text = path.read_text() if path.exists() else ''
-    path.write_text(with_block(text, block(lines)))
-
-
-def table(rows):
-    return ['| part | measure | value |', '|---|---|---|',
-            *[f'| {a} | {b} | {c} |' for a, b, c in rows]]
 
 
 # ---------------------------------------------------------------------------
@@ -381,7 +343,7 @@ def main(argv=None):
     plan = Plan(args.cpu_check, args.epochs)
     if args.cpu_check:
         rows = measure(plan, [])
-        print('\n'.join(table(rows)))
+        print('\n'.join(results_block.table(rows)))
         print('(a check of the code on the CPU: no GPU numbers)')
         return rows
     names, reason = gpu_status()
@@ -389,25 +351,23 @@ def main(argv=None):
     if not names:
         print(f'No usable GPU on this machine ({reason}): nothing to '
               f'measure. Writing "{NO_GPU}" into {args.results}.')
-        write_block([
-            '## GPU set-up', '',
+        results_block.write(
+            'gpu', 'GPU set-up',
             f'Made by `python benchmarks/gpu.py` on {today}: no usable GPU '
             f'on this machine ({reason}), so no GPU number in this file '
-            'is a measurement.', '',
-            *table([('gpu', NO_GPU, '-')])], args.results)
+            'is a measurement.', [('gpu', NO_GPU, '-')], args.results)
         return []
     import torch
     rows = measure(plan, names)
     minutes = (time.monotonic() - started) / 60
-    write_block([
-        '## GPU set-up', '',
+    results_block.write(
+        'gpu', 'GPU set-up',
         f'Made by `python benchmarks/gpu.py` on {today} in {minutes:.0f} '
         f'minutes. GPUs: {", ".join(names)}; Python '
         f'{platform.python_version()}, torch {torch.__version__}. Set-up: '
         f'{plan.constants}, {HYPER}; script runs of {plan.epochs} epochs, '
-        'timed without the first.', '',
-        *table(rows)], args.results)
-    print('\n'.join(table(rows)))
+        'timed without the first.', rows, args.results)
+    print('\n'.join(results_block.table(rows)))
     print(f'wrote the GPU block of {args.results}')
     return rows
 

@@ -90,13 +90,9 @@ def part_throughput(rows):
 
 
 def tuner_run(method, seconds, folder):
-    """A real experiment in the CPU set-up; return (exp, trials)."""
+    """A real experiment in the CPU set-up; return (exp, trials, setup)."""
     import hpo_utils
-    from syne_tune import StoppingCriterion, Tuner
-    from syne_tune.backend import LocalBackend
-    from syne_tune.experiments import load_experiment
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
-    hpo_utils.stop_trials_on_sigterm()  # `kill` must not orphan trials
     setup = hpo_utils.choose_setup('full')
     np.random.seed(0)
     space = dict(hpo_utils.search_space(), **setup.constants)
@@ -111,21 +107,7 @@ def tuner_run(method, seconds, folder):
                          reduction_factor=3, do_minimize=True,
                          random_seed=0)
         script = 'train_script_report_eachepoch.py'
-    with mock.patch.dict(os.environ, SYNETUNE_FOLDER=str(folder),
-                         OMP_NUM_THREADS=str(setup.threads_per_trial)):
-        tuner = Tuner(trial_backend=LocalBackend(
-                          entry_point=str(ROOT / script),
-                          num_gpus_per_trial=setup.gpus_per_trial,
-                          gpus_to_use=setup.gpus_to_use),
-                      scheduler=scheduler,
-                      stop_criterion=StoppingCriterion(
-                          max_wallclock_time=seconds),
-                      n_workers=setup.n_workers,
-                      sleep_time=setup.sleep_time, max_failures=3,
-                      print_update_interval=10 ** 6,
-                      output_logger=hpo_utils.plain_logger())
-        tuner.run()
-        exp = load_experiment(tuner.name)
+    exp = hpo_utils.run_experiment(scheduler, script, seconds, setup, folder)
     return exp, hpo_utils.trial_table(exp), setup
 
 

@@ -224,6 +224,39 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
                  **dict(row, constants=dict(row['constants'])))
 
 
+def run_experiment(scheduler, script, seconds, setup, folder=None):
+    """One tuning experiment as the sections run it; returns it, loaded.
+
+    For benchmarks, which must measure what the sections do:
+    ``LocalBackend`` on ``script`` (a training script in the repository's
+    root) with the set-up's GPUs, workers, CPU threads and polling, the
+    sections' ``max_failures``, stopped after ``seconds``. Experiments go
+    to ``folder`` (default: Syne Tune's). SIGTERM stops the trials too.
+    """
+    from unittest import mock
+    from syne_tune import StoppingCriterion, Tuner
+    from syne_tune.backend import LocalBackend
+    from syne_tune.experiments import load_experiment
+    stop_trials_on_sigterm()
+    env = {'OMP_NUM_THREADS': str(setup.threads_per_trial)}
+    if folder is not None:
+        env['SYNETUNE_FOLDER'] = str(folder)
+    with mock.patch.dict(os.environ, env):
+        tuner = Tuner(
+            trial_backend=LocalBackend(
+                entry_point=str(ROOT / script),
+                num_gpus_per_trial=setup.gpus_per_trial,
+                gpus_to_use=setup.gpus_to_use),
+            scheduler=scheduler,
+            stop_criterion=StoppingCriterion(max_wallclock_time=seconds),
+            n_workers=setup.n_workers, sleep_time=setup.sleep_time,
+            max_failures=3, print_update_interval=10 ** 6,
+            output_logger=plain_logger())
+        tuner.run()
+        return load_experiment(tuner.name, local_path=(
+            None if folder is None else str(folder)))
+
+
 def search_space():
     """The three hyperparameters both sections tune, as ``rs-async.md``
     shows them (``tests/test_shown_code.py`` checks that they agree)."""

@@ -17,7 +17,7 @@ import torch
 
 from conftest import ROOT
 
-from benchmarks import gpu
+from benchmarks import results_block
 from test_gpu_setup import write_fake_nvidia_smi
 
 CUDA = torch.cuda.is_available()
@@ -48,8 +48,9 @@ def run_benchmark(*args, env=None, timeout=600):
 
 def block_rows(text):
     """The table rows (header and separator excluded) of the GPU block."""
-    assert text.count(gpu.BEGIN) == 1 and text.count(gpu.END) == 1
-    inside = text.split(gpu.BEGIN, 1)[1].split(gpu.END, 1)[0]
+    begin, end = results_block.markers('gpu')
+    assert text.count(begin) == 1 and text.count(end) == 1
+    inside = text.split(begin, 1)[1].split(end, 1)[0]
     return ROW.findall(inside)[2:]
 
 
@@ -71,18 +72,26 @@ def test_without_a_gpu_one_row_says_not_measured(tmp_path, fake):
         assert 'No usable GPU on this machine' in out
         text = results.read_text()
         assert block_rows(text) == ['| gpu | not measured: no GPU | - |']
-        assert gpu.with_block(text, '') == gpu.with_block(original, '')
+        assert (results_block.with_block(text, 'gpu', '')
+                == results_block.with_block(original, 'gpu', ''))
     if fake:
         assert 'nvidia-smi lists GPUs; PyTorch:' in text
 
 
 def test_block_is_replaced_and_the_rest_kept():
     text = '# Benchmark results\n\n| a | b | c |\n'
-    once = gpu.with_block(text, gpu.block(['x']))
-    twice = gpu.with_block(once, gpu.block(['y']))
-    assert twice.count(gpu.BEGIN) == 1 and 'x' not in twice.split('c |')[1]
+    once = results_block.with_block(text, 'gpu',
+                                    results_block.block('gpu', ['x']))
+    other = results_block.with_block(
+        once, 'calibration', results_block.block('calibration', ['z']))
+    twice = results_block.with_block(other, 'gpu',
+                                     results_block.block('gpu', ['y']))
+    begin, _ = results_block.markers('gpu')
+    assert twice.count(begin) == 1 and 'x' not in twice.split('c |')[1]
     assert twice.startswith(text) and '\ny\n' in twice
-    assert gpu.with_block(twice, '') == text
+    assert '\nz\n' in twice  # another benchmark's block is kept
+    assert results_block.with_block(
+        results_block.with_block(twice, 'gpu', ''), 'calibration', '') == text
 
 
 def test_cpu_check_runs_the_measuring_code(tmp_path):

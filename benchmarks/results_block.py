@@ -1,0 +1,48 @@
+"""Blocks of ``benchmarks/results.md`` that one benchmark owns.
+
+A benchmark that runs on its own (``gpu.py``, ``calibration.py``) keeps
+its rows between two marker lines named after it; running it again
+replaces its block and keeps the rest of the file as it was.
+"""
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / 'results.md'
+
+
+def markers(name):
+    """The begin and end lines of benchmark ``name``'s block."""
+    return (f'<!-- benchmarks/{name}.py: begin (replaced when it runs '
+            'again) -->', f'<!-- benchmarks/{name}.py: end -->')
+
+
+def table(rows):
+    """Markdown lines of a table of ``(part, measure, value)`` rows."""
+    return ['| part | measure | value |', '|---|---|---|',
+            *[f'| {a} | {b} | {c} |' for a, b, c in rows]]
+
+
+def block(name, lines):
+    begin, end = markers(name)
+    return '\n'.join([begin, *lines, '', end]) + '\n'
+
+
+def with_block(text, name, new_block):
+    """``text`` with ``name``'s block replaced by ``new_block`` (an empty
+    one removes it), or with ``new_block`` added at the end."""
+    begin, end = markers(name)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        parts = [head.rstrip('\n'), rest.split(end, 1)[1].strip('\n')]
+        text = '\n\n'.join(part for part in parts if part)
+        text = text + '\n' if text else ''
+    if not new_block:
+        return text
+    return (text.rstrip('\n') + '\n\n' if text else '') + new_block
+
+
+def write(name, title, description, rows, path=RESULTS):
+    """Write ``name``'s block: a heading, a sentence, the table."""
+    path = Path(path)
+    text = path.read_text() if path.exists() else ''
+    lines = [f'## {title}', '', description, '', *table(rows)]
+    path.write_text(with_block(text, name, block(name, lines)))
