@@ -49,12 +49,12 @@ RAW_FILES = {'train_x': 'train-images-idx3-ubyte.gz',
              'test_y': 't10k-labels-idx1-ubyte.gz'}
 NUM_VAL = 10000          # images held out of the 60,000 for validation
 SPLIT_SEED = 0           # fixes which images are held out, once and for all
-# Images per validation batch. On a GPU larger batches mean fewer kernel
-# launches; with 2,000, AlexNet's largest activation (224x224 input: 96 x
-# 54 x 54 floats per image) is about 2.2 GB by arithmetic (not measured),
-# so that four trials fit on one GPU for the test in benchmarks/gpu.py.
-# The CPU keeps 1,000, as when its learning curves were recorded.
-VAL_BATCH = {'cpu': 1000, 'cuda': 2000}
+# Images per validation batch. On a GPU, validation needs the most memory
+# of a trial: AlexNet's first convolution and its ReLU each give 96 x 54 x
+# 54 floats per 224x224 image, about 1.1 GB for 500 images (arithmetic,
+# not measured), so that two trials fit on a GPU of 8 GB. The CPU keeps
+# 1,000, as when its learning curves were recorded.
+VAL_BATCH = {'cpu': 1000, 'cuda': 500}
 
 
 class DataUnavailableError(RuntimeError):
@@ -526,13 +526,16 @@ def train(args):
     start-up breakdown (``STARTUP_TAG`` and JSON).
 
     If the GPU runs out of memory, the trial fails: the memory PyTorch
-    holds is released (a Ray Tune process that runs the next trial gets
-    it back), and ``SystemExit`` ends the trial with one line saying why.
+    caches is released at once, and ``SystemExit`` ends the trial with one
+    line saying why.
     """
     try:
         yield from _train(args)
-    except torch.OutOfMemoryError as e:
-        reason = '. '.join(str(e).strip().split('. ')[:2]) or 'no details'
+    except RuntimeError as e:
+        if not out_of_memory(e):
+            raise
+        first = (str(e).strip().splitlines() or ['no details'])[0]
+        reason = '. '.join(first.split('. ')[:2])  # no advice, no sizes
     else:
         return
     release_gpu_memory()  # the error and its tensors are gone by now
@@ -542,6 +545,15 @@ def train(args):
 
 OUT_OF_MEMORY_HINT = ('smaller batch sizes or fewer trials per GPU '
                       '(hpo_utils.TRIALS_PER_GPU) avoid this')
+
+
+def out_of_memory(error):
+    """Is ``error`` the GPU running out of memory? PyTorch's allocator
+    raises ``torch.OutOfMemoryError``; CUDA itself (creating a context)
+    and cuBLAS (its workspace) raise plain errors that say so."""
+    text = str(error)
+    return (isinstance(error, torch.OutOfMemoryError)
+            or 'out of memory' in text or 'ALLOC_FAILED' in text)
 
 
 def release_gpu_memory():

@@ -262,7 +262,6 @@ def gib(n_bytes):
 def measure(plan, names):
     """All rows of the GPU block (or of the CPU check)."""
     import torch
-    import hpo_utils
     rows = []
     devices = ([torch.device('cpu')] if plan.cpu_check else
                [torch.device(f'cuda:{i}') for i in range(len(names))])
@@ -294,14 +293,22 @@ def measure(plan, names):
                          f'validation error after {plan.epochs} epochs',
                          f'{r["startup"]:.1f}, {r["error"]:.4f}'))
             print(*rows[-2:], sep='\n', flush=True)
-    script = 'train_script_report_eachepoch.py'
-    alone = runs[script, 'float32']['epoch']
+    sharing, slowdown = sharing_rows(plan, runs[SCRIPTS[1], 'float32'],
+                                     first, n_train)
+    return rows + sharing + projection_rows(plan, runs, names, slowdown)
+
+
+def sharing_rows(plan, alone, first, n_train):
+    """1 to ``plan.max_trials`` trials sharing the first GPU: rows, and
+    how much slower each trial's epochs are with k trials (k -> factor).
+    ``alone``: the run of one trial by itself."""
+    rows, slowdown = [], {}
     for k in range(1, plan.max_trials + 1):  # k = 1: the run above
         what = (f'{k} trial(s) sharing it: s/epoch of the slowest, train '
                 'img/s of all, vs one alone, mean validation error')
         try:
-            rs = ([runs[script, 'float32']] if k == 1
-                  else run_scripts(plan, 0, script, [], k))
+            rs = ([alone] if k == 1 else
+                  run_scripts(plan, 0, SCRIPTS[1], [], k))
         except RuntimeError as e:  # out of memory is an answer too
             last = str(e).strip().splitlines()[-1][:120].replace('|', '/')
             rows.append((first, what, f'failed: {last}'))
@@ -309,16 +316,29 @@ def measure(plan, names):
         worst = max(r['epoch'] for r in rs)
         together = sum(n_train / r['epoch'] for r in rs)
         error = sum(r['error'] for r in rs) / len(rs)
+        slowdown[k] = worst / alone['epoch']
         rows.append((first, what, f'{worst:.2f}, {together:.0f}, '
-                     f'{together / (n_train / alone):.2f}x, {error:.4f}'))
+                     f'{together * alone["epoch"] / n_train:.2f}x, '
+                     f'{error:.4f}'))
         print(rows[-1], flush=True)
-    workers = (1 if plan.cpu_check else
-               hpo_utils.choose_setup('full', n_gpus=len(names)).n_workers)
+    return rows, slowdown
+
+
+def projection_rows(plan, runs, names, slowdown):
+    """Trials per 10 minutes of each section with the workers that
+    ``choose_setup`` gives this machine; epochs as slow as the sharing
+    runs measured for that many trials per GPU (not measured itself)."""
+    import hpo_utils
+    setup = hpo_utils.choose_setup('full', n_gpus=max(1, len(names)))
+    workers = 1 if plan.cpu_check else setup.n_workers
+    factor = 1.0 if plan.cpu_check else slowdown.get(
+        setup.trials_per_gpu, float('nan'))
+    rows = []
     for script, section, epochs in (
             ('train_script.py', 'rs-async', plan.full_epochs),
             ('train_script_report_eachepoch.py', 'sh-async', ASHA_EPOCHS)):
         r = runs[script, 'float32']
-        per_trial = r['startup'] + epochs * r['epoch']
+        per_trial = r['startup'] + epochs * r['epoch'] * factor
         rows.append(('projection', f'{section}: trials per 10 min on '
                      f'{workers} worker(s) (not measured: {epochs:.3g} '
                      'epochs per trial from the times above, batch size '

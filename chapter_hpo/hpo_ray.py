@@ -40,7 +40,8 @@ HERE = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:  # train_common lives in the repository root
     sys.path.insert(0, str(ROOT))
 
-from train_common import STARTUP_TAG, make_parser, train  # noqa: E402
+from train_common import (STARTUP_TAG, make_parser,  # noqa: E402
+                          release_gpu_memory, train)
 
 # Set for every process a RayCluster starts (they inherit it), so that
 # cleanup finds them even after they were re-parented to init
@@ -375,14 +376,18 @@ def train_fn(config):
     torch.set_num_threads(max(1, int(threads or 1)))
     node = ray.get_runtime_context().get_node_id()
     out = StartupCatcher(sys.stdout)
-    with contextlib.redirect_stdout(out):
-        for epoch, metrics in train(trial_args(config)):
-            tune.report(dict(metrics, epoch=epoch, node_id=node,
-                             pid=os.getpid(), fn_entered=fn_entered,
-                             gpus=os.environ.get('CUDA_VISIBLE_DEVICES'),
-                             startup_data=out.startup['data'],
-                             startup_model=out.startup['model'],
-                             report_time=time.time()))
+    try:
+        with contextlib.redirect_stdout(out):
+            for epoch, metrics in train(trial_args(config)):
+                tune.report(dict(
+                    metrics, epoch=epoch, node_id=node, pid=os.getpid(),
+                    fn_entered=fn_entered,
+                    gpus=os.environ.get('CUDA_VISIBLE_DEVICES'),
+                    startup_data=out.startup['data'],
+                    startup_model=out.startup['model'],
+                    report_time=time.time()))
+    finally:  # however the trial ended: a reused process starts the
+        release_gpu_memory()  # next one without this one's GPU memory
 
 
 class _Recorder:

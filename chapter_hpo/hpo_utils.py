@@ -38,7 +38,7 @@ logging.getLogger('syne_tune.optimizer.schedulers.searchers.'
 class Hardware:
     """The CPU cores and GPUs that this process may give to trials."""
     cores: int
-    gpus: tuple = ()     # indices as nvidia-smi (and LocalBackend) count
+    gpus: tuple = ()     # indices as LocalBackend and Ray set them
     problem: str = None  # why PyTorch cannot use the GPUs listed
 
 
@@ -176,8 +176,8 @@ SETUPS = {
 }
 MAX_WORKERS = 4
 # Trials sharing one GPU, by the number of GPUs (default: one per GPU).
-# On one GPU, two trials share it, so that the chapter stays parallel on
-# the machine most readers have; two is a choice, not a measurement.
+# On one GPU, two trials share it, so that the experiments stay parallel
+# on a common kind of machine; two is a choice, not a measurement.
 TRIALS_PER_GPU = {1: 2}
 TRIALS_PER_GPU_BASIS = 'a choice, not measured on a GPU'
 
@@ -187,8 +187,8 @@ def workers_for(hardware):
     if not hardware.gpus:
         return min(MAX_WORKERS, max(2, hardware.cores // 2)), 0, ()
     per_gpu = TRIALS_PER_GPU.get(len(hardware.gpus), 1)
-    n_workers = min(MAX_WORKERS, per_gpu * len(hardware.gpus))
-    return n_workers, per_gpu, hardware.gpus[:n_workers // per_gpu]
+    n_used = min(len(hardware.gpus), max(1, MAX_WORKERS // per_gpu))
+    return per_gpu * n_used, per_gpu, hardware.gpus[:n_used]
 
 
 def choose_setup(budget=None, n_gpus=None, cores=None):

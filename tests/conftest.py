@@ -215,9 +215,10 @@ OUT_OF_MEMORY = ('CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has '
                  'a total capacity of 15.77 GiB of which 1.06 GiB is free.')
 
 
-def failing_cross_entropy(step):
-    """``F.cross_entropy`` that raises PyTorch's out-of-memory error the
-    ``step``-th time it is called (the loss of minibatch ``step``)."""
+def failing_cross_entropy(step, error=None):
+    """``F.cross_entropy`` that raises ``error()`` (default: PyTorch's
+    out-of-memory error) the ``step``-th time it is called (the loss of
+    minibatch ``step``); a new exception, as PyTorch raises one."""
     import torch
     from torch.nn import functional
     real, calls = functional.cross_entropy, [0]
@@ -225,7 +226,8 @@ def failing_cross_entropy(step):
     def cross_entropy(*args, **kwargs):
         calls[0] += 1
         if calls[0] == step:
-            raise torch.OutOfMemoryError(OUT_OF_MEMORY)
+            raise (error() if error else
+                   torch.OutOfMemoryError(OUT_OF_MEMORY))
         return real(*args, **kwargs)
     return cross_entropy
 

@@ -118,16 +118,23 @@ def test_sgd_matches_torch_optim():
     assert not torch.allclose(models[0].net[0].weight, before)  # it moved
 
 
-def test_out_of_gpu_memory_ends_training_with_one_line(monkeypatch):
+@pytest.mark.parametrize('error,reason', [
+    (None, 'CUDA out of memory. Tried to allocate 2.00 GiB'),
+    # CUDA itself, e.g. when it creates its context on a full GPU
+    (lambda: RuntimeError('CUDA error: out of memory\nCUDA kernel errors '
+                          'might be asynchronously reported'),
+     'CUDA error: out of memory')])
+def test_out_of_gpu_memory_ends_training_with_one_line(monkeypatch, error,
+                                                       reason):
     """What a trial does when its GPU runs out of memory, without a GPU:
-    the loss of the third minibatch raises PyTorch's out-of-memory error.
-    ``train`` ends with one line saying why and holds on to nothing (in a
-    Ray Tune process, the next trial would otherwise inherit the memory).
+    the loss of the third minibatch raises the error PyTorch raises then.
+    ``train`` ends with one line saying why and holds on to nothing, so
+    that the memory PyTorch cached can be given back at once.
     """
     import weakref
     from conftest import failing_cross_entropy
     monkeypatch.setattr(torch.nn.functional, 'cross_entropy',
-                        failing_cross_entropy(3))
+                        failing_cross_entropy(3, error))
     models, build = [], train_common.build_model
 
     def build_and_watch(*args):
@@ -145,7 +152,16 @@ def test_out_of_gpu_memory_ends_training_with_one_line(monkeypatch):
     assert epochs == []  # it ran out of memory in the first epoch
     assert message.splitlines() == [message]
     assert message.startswith(
-        'error: out of GPU memory with batch size 64 (CUDA out of memory. '
-        'Tried to allocate 2.00 GiB); smaller batch sizes or fewer trials '
-        'per GPU')
+        f'error: out of GPU memory with batch size 64 ({reason}); smaller '
+        'batch sizes or fewer trials per GPU')
     assert len(models) == 1 and models[0]() is None  # nothing holds it
+
+
+def test_other_errors_in_training_are_not_called_out_of_memory(
+        monkeypatch):
+    from conftest import failing_cross_entropy
+    bug = failing_cross_entropy(2, lambda: RuntimeError('a bug'))
+    monkeypatch.setattr(torch.nn.functional, 'cross_entropy', bug)
+    args = train_common.make_parser('test').parse_args(SMALL[:2])
+    with pytest.raises(RuntimeError, match='^a bug$'):
+        list(train_common.train(args))

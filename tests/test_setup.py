@@ -89,3 +89,15 @@ def test_inputs_are_resized_on_the_fly():
     x = train_common.to_input(batch, 224, 'cpu')
     assert x.shape == (3, 1, 224, 224) and x.dtype == torch.float32
     assert 0 <= x.min() and x.max() <= 1
+
+
+@pytest.mark.parametrize('n_gpus,per_gpu', [(1, 5), (2, 3), (4, 2)])
+def test_every_gpu_used_runs_as_many_trials_as_asked(monkeypatch, n_gpus,
+                                                     per_gpu):
+    """``TRIALS_PER_GPU`` is for readers to change (from a measurement)."""
+    monkeypatch.setattr(hpo_utils, 'TRIALS_PER_GPU', {n_gpus: per_gpu})
+    setup = hpo_utils.choose_setup('full', n_gpus=n_gpus, cores=16)
+    assert setup.trials_per_gpu == per_gpu and setup.gpus
+    assert setup.n_workers == per_gpu * len(setup.gpus)
+    assert setup.n_workers <= max(per_gpu, hpo_utils.MAX_WORKERS)
+    assert setup.constants == hpo_utils.SETUPS['GPU']['constants']
