@@ -69,12 +69,10 @@ def ray_run(space, seconds, max_t, grace, eta, reuse, seed, nodes,
 
 
 def syne_run(space, seconds, max_t, eta, asha, seed, storage):
-    """One Syne Tune run with LocalBackend; its trial table."""
-    from syne_tune import StoppingCriterion, Tuner
-    from syne_tune.backend import LocalBackend
-    from syne_tune.experiments import load_experiment
+    """One Syne Tune run with LocalBackend, as the sections make it, on 2
+    workers of one thread (the Ray cluster's two nodes); its trials."""
+    import dataclasses
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
-    os.environ['SYNETUNE_FOLDER'] = str(storage)
     np.random.seed(seed)
     if asha:
         scheduler = ASHA(space, metric='validation_error',
@@ -84,17 +82,11 @@ def syne_run(space, seconds, max_t, eta, asha, seed, storage):
     else:
         scheduler = RandomSearch(space, metrics=['validation_error'],
                                  do_minimize=True, random_seed=seed)
-    tuner = Tuner(
-        trial_backend=LocalBackend(
-            entry_point=str(ROOT / 'train_script_report_eachepoch.py'),
-            num_gpus_per_trial=0),
-        scheduler=scheduler,
-        stop_criterion=StoppingCriterion(max_wallclock_time=seconds),
-        n_workers=2, sleep_time=0.5, max_failures=3,
-        print_update_interval=seconds,
-        output_logger=hpo_utils.plain_logger())
-    tuner.run()
-    exp = load_experiment(tuner.name, local_path=str(storage))
+    setup = dataclasses.replace(hpo_utils.choose_setup('full', n_gpus=0),
+                                n_workers=2, threads_per_trial=1)
+    exp = hpo_utils.run_experiment(
+        scheduler, 'train_script_report_eachepoch.py', seconds, setup,
+        storage)
     trials = hpo_utils.trial_table(exp)
     trials['overhead'] = hpo_ray.local_overheads(exp, trials)
     return trials, len(trials)

@@ -231,13 +231,13 @@ def run_experiment(scheduler, script, seconds, setup, folder=None):
     ``LocalBackend`` on ``script`` (a training script in the repository's
     root) with the set-up's GPUs, workers, CPU threads and polling, the
     sections' ``max_failures``, stopped after ``seconds``. Experiments go
-    to ``folder`` (default: Syne Tune's). SIGTERM stops the trials too.
+    to ``folder`` (default: Syne Tune's). SIGTERM stops the trials too
+    (:func:`tuning`).
     """
     from unittest import mock
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend import LocalBackend
     from syne_tune.experiments import load_experiment
-    stop_trials_on_sigterm()
     env = {'OMP_NUM_THREADS': str(setup.threads_per_trial)}
     if folder is not None:
         env['SYNETUNE_FOLDER'] = str(folder)
@@ -252,7 +252,8 @@ def run_experiment(scheduler, script, seconds, setup, folder=None):
             n_workers=setup.n_workers, sleep_time=setup.sleep_time,
             max_failures=3, print_update_interval=10 ** 6,
             output_logger=plain_logger())
-        tuner.run()
+        with tuning():
+            tuner.run()
         return load_experiment(tuner.name, local_path=(
             None if folder is None else str(folder)))
 
@@ -278,22 +279,16 @@ def plain_logger():
       scheduler, workers and backend;
     * a started trial shows only the tuned hyperparameters, rounded (the
       fixed arguments are printed once, by ``choose_setup``);
-    * the periodic status and the summary at the end are one line each
-      instead of a table of all trials, with no banner;
+    * the periodic status is one line instead of a table of all trials;
     * the last line names the experiment's folder relative to Syne Tune's
       experiments folder (``$SYNETUNE_FOLDER`` or ``~/syne-tune``), and
       has none of the two emoji that Syne Tune 0.16 prints regardless of
       ``use_emojis``.
 
-    Syne Tune 0.16 prints the end-of-run table from
-    ``syne_tune.tuner.print_best_metric_found``, not through the logger,
-    so this also replaces that function with ``_summary_line``.
+    The summary at the end is Syne Tune's table unless the tuner runs
+    inside :func:`tuning`, which makes it one line.
     """
-    from syne_tune import tuner
     from syne_tune.tuner_logger import TunerLogger
-    if tuner.print_best_metric_found is not _summary_line:
-        _summary_line.library_version = tuner.print_best_metric_found
-        tuner.print_best_metric_found = _summary_line
 
     class PlainTunerLogger(TunerLogger):
         def print_experiment_header(self, name, backend_name, n_workers,
@@ -325,48 +320,42 @@ def _status_line(tuning_status):
     return str(tuning_status).strip().splitlines()[-1]
 
 
-def _summary_line(tuning_status, metric_names, mode=None):
-    """``print_best_metric_found`` in one line instead of a table."""
-    with contextlib.redirect_stdout(io.StringIO()):
-        best = _summary_line.library_version(tuning_status, metric_names,
-                                             mode)
-    if best is not None:
-        trial_id, value = best
-        print(f'{_status_line(tuning_status)}; best {metric_names[0]} '
-              f'{value:.4f} (trial {trial_id})')
-    return best
+@contextlib.contextmanager
+def tuning():
+    """Around ``tuner.run()``: SIGTERM stops the trials, as Ctrl+C does,
+    and the summary at the end is one line instead of a table.
 
-
-def stop_trials_on_sigterm():
-    """Make SIGTERM stop a running tuner's trials, as Ctrl+C does.
-
-    Syne Tune's ``Tuner.run`` stops its trials when it is left by an
-    exception, such as the ``KeyboardInterrupt`` of Ctrl+C; SIGTERM
-    (``kill``, a cancelled batch job) ends the process without that, and
-    the trials keep running. After this call, SIGTERM raises
-    ``KeyboardInterrupt`` if it arrives while ``Tuner.run`` is running in
-    the main thread; at any other time it does what it did before. Call it
+    Syne Tune's ``Tuner.run`` stops its trials when an exception leaves
+    it, such as the ``KeyboardInterrupt`` of Ctrl+C; SIGTERM (``kill``, a
+    cancelled batch job) would end the process and leave the trials
+    running, so inside the block it raises ``KeyboardInterrupt``. Syne
+    Tune 0.16 prints its summary through
+    ``syne_tune.tuner.print_best_metric_found``, which the block replaces
+    by a one-line version. Both are undone when the block ends. Use it
     from the main thread.
     """
-    from syne_tune import Tuner
-    previous = signal.getsignal(signal.SIGTERM)
-    if getattr(previous, 'stops_trials', False):
-        return  # installed already
+    from syne_tune import tuner
+    library_version = tuner.print_best_metric_found
 
-    def handler(signum, frame):
-        caller = frame
-        while caller is not None:
-            if caller.f_code is Tuner.run.__code__:
-                raise KeyboardInterrupt('SIGTERM')
-            caller = caller.f_back
-        if callable(previous):
-            previous(signum, frame)
-        elif previous != signal.SIG_IGN:  # default: terminate, as before
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
+    def one_line(tuning_status, metric_names, mode=None):
+        with contextlib.redirect_stdout(io.StringIO()):
+            best = library_version(tuning_status, metric_names, mode)
+        if best is not None:
+            print(f'{_status_line(tuning_status)}; best {metric_names[0]} '
+                  f'{best[1]:.4f} (trial {best[0]})')
+        return best
 
-    handler.stops_trials = True
-    signal.signal(signal.SIGTERM, handler)
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt('SIGTERM')
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    tuner.print_best_metric_found = one_line
+    try:
+        yield
+    finally:
+        tuner.print_best_metric_found = library_version
+        signal.signal(signal.SIGTERM,
+                      signal.SIG_DFL if previous is None else previous)
 
 
 def _mtime(path):

@@ -82,6 +82,22 @@ def no_process_outlives_the_session():
         yield
 
 
+def file_states(directory):
+    """Every file below ``directory``: its size and modification time."""
+    return {(str(p.relative_to(directory)), p.stat().st_size,
+             p.stat().st_mtime_ns)
+            for p in directory.rglob('*') if p.is_file()}
+
+
+@pytest.fixture(scope='session', autouse=True)
+def readers_build_is_left_alone():
+    """No test changes the reader's ``_build/`` (the book it built)."""
+    before = file_states(ROOT / '_build')
+    yield
+    changed = sorted(before ^ file_states(ROOT / '_build'))
+    assert not changed, f"the tests changed _build/: {changed[:5]}"
+
+
 @pytest.fixture(autouse=True)
 def no_process_outlives_a_test():
     """Every test: whatever it started (trials, tuners, browsers) dies."""

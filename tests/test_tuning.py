@@ -48,7 +48,8 @@ def run_tuner(scheduler, folder, seconds, script, **stop):
                                              **stop),
             n_workers=2, sleep_time=0.5, max_failures=3,
             output_logger=hpo_utils.plain_logger())
-        tuner.run()
+        with hpo_utils.tuning():
+            tuner.run()
     print(log.getvalue())  # shown if a test fails
     return (load_experiment(tuner.name, local_path=str(folder)),
             log.getvalue())
@@ -260,11 +261,13 @@ from syne_tune.backend import LocalBackend
 from syne_tune.optimizer.baselines import RandomSearch
 {preamble}
 space = dict(hpo_utils.search_space(), max_epochs=50, n_train=5000)
-Tuner(trial_backend=LocalBackend(entry_point={script!r},
-                                 num_gpus_per_trial=0),
-      scheduler=RandomSearch(space, metrics=['validation_error']),
-      stop_criterion=StoppingCriterion(max_wallclock_time=600),
-      n_workers=2, sleep_time=0.5).run()
+tuner = Tuner(trial_backend=LocalBackend(entry_point={script!r},
+                                         num_gpus_per_trial=0),
+              scheduler=RandomSearch(space, metrics=['validation_error']),
+              stop_criterion=StoppingCriterion(max_wallclock_time=600),
+              n_workers=2, sleep_time=0.5)
+with hpo_utils.tuning():
+    tuner.run()
 '''
 
 
@@ -312,21 +315,22 @@ def test_interrupted_tuner_leaves_no_trial_running(tmp_path):
 def test_terminated_tuner_leaves_no_trial_running(tmp_path):
     """SIGTERM (``kill``, a cancelled job) stops the trials as Ctrl+C.
 
-    ``hpo_utils.stop_trials_on_sigterm`` makes it so; SIGINT is ignored
-    here, so that only the SIGTERM handler can have stopped the trials.
+    ``hpo_utils.tuning`` makes it so; SIGINT is ignored here, so that
+    only the SIGTERM handler can have stopped the trials.
     """
     trials, code = interrupted_tuner(
-        tmp_path, 'signal.signal(signal.SIGINT, signal.SIG_IGN)\n'
-        'hpo_utils.stop_trials_on_sigterm()', signal.SIGTERM)
+        tmp_path, 'signal.signal(signal.SIGINT, signal.SIG_IGN)',
+        signal.SIGTERM)
     _, alive = psutil.wait_procs(trials, timeout=10)
     assert alive == [], f'orphan trial processes: {alive}'
     assert code != 0  # it was terminated, not finished
 
 
-def test_sigterm_outside_tuning_still_terminates():
-    code = ('import sys, time; sys.path.insert(0, {!r}); import hpo_utils; '
-            'hpo_utils.stop_trials_on_sigterm(); print("ready", flush=True); '
-            'time.sleep(60)').format(str(ROOT / 'chapter_hpo'))
+def test_sigterm_after_tuning_still_terminates():
+    code = ('import sys, time; sys.path.insert(0, {!r}); import hpo_utils\n'
+            'with hpo_utils.tuning(): pass\n'
+            'print("ready", flush=True); time.sleep(60)'
+            ).format(str(ROOT / 'chapter_hpo'))
     proc = subprocess.Popen([sys.executable, '-c', code],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline() == 'ready\n'
@@ -364,3 +368,21 @@ def test_trial_out_of_gpu_memory_fails_and_the_tuner_goes_on(
     # the tuner went on: trials started after the failure completed
     later = trials[trials['start'] > failed['end'].iloc[0]]
     assert (later['status'] == 'completed').sum() >= 2, trials
+
+
+def test_tuning_block_changes_nothing_after_it(capsys):
+    """``hpo_utils.tuning`` shortens the summary and handles SIGTERM only
+    inside its block."""
+    from syne_tune import tuner
+    from syne_tune.tuning_status import TuningStatus
+    library_version = tuner.print_best_metric_found
+    handler = signal.getsignal(signal.SIGTERM)
+    status = TuningStatus(metric_names=['validation_error'])
+    status.update({}, {})
+    with hpo_utils.tuning():
+        assert tuner.print_best_metric_found is not library_version
+        assert signal.getsignal(signal.SIGTERM) is not handler
+        tuner.print_best_metric_found(status, ['validation_error'], 'min')
+    assert tuner.print_best_metric_found is library_version
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert capsys.readouterr().out == ''  # no report yet: nothing to say
