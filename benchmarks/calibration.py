@@ -2,9 +2,11 @@
 
     .venv/bin/python -m benchmarks.calibration [--seeds 5] [--write]
 
-Makes real tuning runs in the chapter's CPU set-up, for each seed one of
-random search (480 s, ``train_script.py``) and one of ASHA (240 s,
-``train_script_report_eachepoch.py``), built by
+Makes real tuning runs in the set-up the recorded table was made with
+(the CPU set-up, 2 trials of one thread each at a time), for each seed
+one of random search (480 s, ``train_script.py``, as ``rs-async``) and
+one of ASHA (240 s, ``train_script_report_eachepoch.py``; ``sh-async``
+tunes for 480 s, half is enough to compare trial counts), built by
 ``hpo_utils.run_experiment`` as the sections build theirs. Each run tries
 the recorded table's own configurations, in the order in which the
 simulator draws them for its seed (``hpo_sim.sampled_configs``, passed as
@@ -17,13 +19,17 @@ without running them; a run whose files exist is not made again, so an
 interrupted calibration resumes. Then each real run is placed among the
 simulated runs of the same set-up and budget (50 seeds): its number of
 trials against the simulated ones, and the share of simulated runs that
-started fewer trials or ended with a worse best validation error.
+started fewer trials or ended with a worse best validation error (ties
+count half). The best error is what the run's reports can show: for
+random search, which reports once at the end, the best error of a
+completed trial; for ASHA, the best error reported at any epoch.
 ``--write`` puts that table into ``benchmarks/results.md``.
 
 About 65 minutes with 5 seeds on an idle 2-core machine; the load
 average before and after each run is kept with it.
 """
 import argparse
+import dataclasses
 import datetime
 import os
 import sys
@@ -90,11 +96,11 @@ def real_run(method, seed, curves, setup):
             setup, folder)
         trials = hpo_utils.trial_table(exp).drop(columns='log')
         reports = hpo_utils.report_times(exp)
-    by_values = {(p['batch_size'], round(p['learning_rate'], 6)): i
-                 for i, p in zip(ids, points)}
-    trials['config_id'] = [
-        by_values[(int(b), round(float(lr), 6))]
-        for b, lr in zip(trials['batch_size'], trials['learning_rate'])]
+    tried = trials[['learning_rate', 'momentum', 'batch_size']]
+    if tried.to_dict('records') != points[:len(trials)]:
+        raise RuntimeError(f'{method}, seed {seed}: the trials did not try '
+                           'the table\'s configurations in order')
+    trials['config_id'] = ids[:len(trials)]
     trials = trials.assign(method=method, seed=seed, seconds=seconds,
                            load_before=load, load_after=os.getloadavg()[0])
     keep = ['trial_id', 'epoch', 'validation_error', 'test_error', 'time',
@@ -108,7 +114,12 @@ def make_runs(seeds, curves, setup):
     for seed in seeds:
         for method in METHODS:
             name = slug(method, seed)
-            if (OUT / f'{name}-trials.csv').exists():
+            kept = OUT / f'{name}-trials.csv'
+            if kept.exists():
+                budgets = set(pd.read_csv(kept)['seconds'])
+                if budgets != {METHODS[method][1]}:
+                    raise RuntimeError(f'{kept} was made with {budgets} s; '
+                                       'delete it to make it again')
                 continue
             print(f'[calibration] {name}: {METHODS[method][1]} s',
                   flush=True)
@@ -125,7 +136,10 @@ def placement(method, seeds, curves, setup):
                             n_workers=setup.n_workers,
                             max_wallclock_time=seconds)
     counts = sims.groupby('seed')['n_trials'].first()
-    bests = sims.groupby('seed')['validation_error'].min()
+    if method == 'random search':  # what reports at the end can show
+        sims = sims[sims['epoch'] == setup.constants['max_epochs']]
+    bests = sims.groupby('seed')['validation_error'].min().reindex(
+        counts.index, fill_value=np.inf)
     rows = []
     for seed in seeds:
         name = slug(method, seed)
@@ -138,9 +152,14 @@ def placement(method, seeds, curves, setup):
             simulated_median=float(counts.median()),
             simulated_10=float(counts.quantile(0.1)),
             simulated_90=float(counts.quantile(0.9)),
-            fewer_trials=float((counts < n).mean()),
-            real_best=best, worse_best=float((bests > best).mean())))
+            fewer_trials=share_below(counts, n),
+            real_best=best, worse_best=1 - share_below(bests, best)))
     return pd.DataFrame(rows)
+
+
+def share_below(values, value):
+    """The share of ``values`` below ``value``, ties counting half."""
+    return float((values < value).mean() + 0.5 * (values == value).mean())
 
 
 def result_rows(table):
@@ -170,7 +189,12 @@ def main(argv=None):
     parser.add_argument('--write', action='store_true',
                         help='write the comparison to results.md')
     args = parser.parse_args(argv)
-    setup = hpo_utils.choose_setup('full', n_gpus=0)
+    if not 1 <= args.seeds <= N_SIMULATED:
+        parser.error(f'--seeds must be between 1 and {N_SIMULATED}')
+    recorded = hpo_sim.table_setup(hpo_sim.CURVES)
+    setup = dataclasses.replace(
+        hpo_utils.choose_setup('full', n_gpus=0), n_workers=2,
+        threads_per_trial=int(recorded['threads_per_trial']))
     curves = hpo_sim.load_curves(hpo_sim.CURVES)
     seeds = range(args.seeds)
     make_runs(seeds, curves, setup)
@@ -181,9 +205,10 @@ def main(argv=None):
         results_block.write(
             'calibration', 'Calibration of the simulator',
             f'Made by `python -m benchmarks.calibration --seeds '
-            f'{args.seeds} --write` on {datetime.date.today()}: real runs '
-            'of the CPU set-up (kept in benchmarks/calibration/) among '
-            f'{N_SIMULATED} simulated runs of the same set-up and budget.',
+            f'{args.seeds} --write` on {datetime.date.today()}, '
+            f'{os.cpu_count()} cores: real runs ({setup}; kept in '
+            f'benchmarks/calibration/) among {N_SIMULATED} simulated runs '
+            'of the same set-up and budget.',
             result_rows(table))
 
 

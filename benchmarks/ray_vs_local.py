@@ -35,11 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-RESULTS = ROOT / 'benchmarks' / 'results.md'
-HEADING = '## Ray Tune and Syne Tune (benchmarks/ray_vs_local.py)'
+TITLE = 'Ray Tune and Syne Tune (benchmarks/ray_vs_local.py)'
 
 import hpo_ray  # noqa: E402
 import hpo_utils  # noqa: E402
+from benchmarks import results_block  # noqa: E402
 
 
 def ray_run(space, seconds, max_t, grace, eta, reuse, seed, nodes,
@@ -159,28 +159,17 @@ def main():
     rows.append(('cluster', 'Ray processes left after shutdown', str(left)))
     load_after = os.getloadavg()
     minutes = (time.time() - began) / 60
-    lines = [HEADING, '',
-             f'Made by `python benchmarks/ray_vs_local.py'
-             f'{" --quick" if opts.quick else ""}` on '
-             f'{datetime.date.today()} in {minutes:.0f} minutes; load '
-             f'average (1 min) {load_before[0]:.1f} before, '
-             f'{load_after[0]:.1f} after, on {os.cpu_count()} cores '
-             '(a load above the number of cores means other work shared '
-             'the machine and every time here is inflated).', '',
-             '| part | measure | value |', '|---|---|---|']
-    lines += [f'| {p} | {m} | {v} |' for p, m, v in rows]
-    table = '\n'.join(lines) + '\n'
-    print(table)
+    description = (
+        f'Made by `python benchmarks/ray_vs_local.py'
+        f'{" --quick" if opts.quick else ""}` on '
+        f'{datetime.date.today()} in {minutes:.0f} minutes; load '
+        f'average (1 min) {load_before[0]:.1f} before, '
+        f'{load_after[0]:.1f} after, on {os.cpu_count()} cores '
+        '(a load above the number of cores means other work shared '
+        'the machine and every time here is inflated).')
+    print(description, *results_block.table(rows), sep='\n')
     if opts.write:
-        text = RESULTS.read_text()
-        if HEADING in text:
-            before, after = text.split(HEADING, 1)
-            rest = after.split('\n## ', 1)
-            text = before + table + ('\n## ' + rest[1] if len(rest) > 1
-                                     else '')
-        else:
-            text = text.rstrip('\n') + '\n\n' + table
-        RESULTS.write_text(text)
+        results_block.write('ray_vs_local', TITLE, description, rows)
 
 
 if __name__ == '__main__':

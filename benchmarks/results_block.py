@@ -27,17 +27,18 @@ def block(name, lines):
 
 
 def with_block(text, name, new_block):
-    """``text`` with ``name``'s block replaced by ``new_block`` (an empty
-    one removes it), or with ``new_block`` added at the end."""
+    """``text`` with ``name``'s block replaced, where it is, by
+    ``new_block`` (an empty one removes it), or with ``new_block`` added
+    at the end."""
     begin, end = markers(name)
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
-        parts = [head.rstrip('\n'), rest.split(end, 1)[1].strip('\n')]
-        text = '\n\n'.join(part for part in parts if part)
-        text = text + '\n' if text else ''
-    if not new_block:
-        return text
-    return (text.rstrip('\n') + '\n\n' if text else '') + new_block
+        parts = [head.rstrip('\n'), new_block.strip('\n'),
+                 rest.split(end, 1)[1].strip('\n')]
+    else:
+        parts = [text.rstrip('\n'), new_block.strip('\n')]
+    text = '\n\n'.join(part for part in parts if part)
+    return text + '\n' if text else ''
 
 
 def write(name, title, description, rows, path=RESULTS):

@@ -93,7 +93,7 @@ def tuner_run(method, seconds, folder):
     """A real experiment in the CPU set-up; return (exp, trials, setup)."""
     import hpo_utils
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
-    setup = hpo_utils.choose_setup('full')
+    setup = hpo_utils.choose_setup('full', n_gpus=0)
     np.random.seed(0)
     space = dict(hpo_utils.search_space(), **setup.constants)
     epochs = setup.constants['max_epochs']

@@ -477,8 +477,7 @@ def run_many(methods, seeds, curves, processes=None, **kwargs):
     processes; the result does not depend on how many.
 
     The workers are started fresh ('spawn'), not forked: a process forked
-    from a Jupyter kernel inherits its threads' locks and its signal
-    handlers (``hpo_utils.tuning``), and such a worker
+    from a Jupyter kernel inherits its threads' locks, and such a worker
     was seen to hang when the pool ended. The pool is closed and joined,
     so the workers exit on their own and none is left behind.
     """

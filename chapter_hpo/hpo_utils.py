@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -328,14 +329,17 @@ def tuning():
     Syne Tune's ``Tuner.run`` stops its trials when an exception leaves
     it, such as the ``KeyboardInterrupt`` of Ctrl+C; SIGTERM (``kill``, a
     cancelled batch job) would end the process and leave the trials
-    running, so inside the block it raises ``KeyboardInterrupt``. Syne
-    Tune 0.16 prints its summary through
-    ``syne_tune.tuner.print_best_metric_found``, which the block replaces
-    by a one-line version. Both are undone when the block ends. Use it
-    from the main thread.
+    running. Inside the block (in the main thread, unless SIGTERM is
+    ignored) the first SIGTERM raises ``KeyboardInterrupt`` and further
+    ones are ignored while the trials are stopped; once the block is
+    left, SIGTERM is sent again, to do what it did before. Syne Tune 0.16
+    prints its summary through ``syne_tune.tuner.print_best_metric_found``,
+    which the block replaces by a one-line version. Both are undone when
+    the block ends.
     """
     from syne_tune import tuner
     library_version = tuner.print_best_metric_found
+    terminated = []
 
     def one_line(tuning_status, metric_names, mode=None):
         with contextlib.redirect_stdout(io.StringIO()):
@@ -346,16 +350,25 @@ def tuning():
         return best
 
     def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
+        terminated.append(signum)
         raise KeyboardInterrupt('SIGTERM')
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    tuner.print_best_metric_found = one_line
+    previous = signal.getsignal(signal.SIGTERM)
+    handle = (threading.current_thread() is threading.main_thread()
+              and previous != signal.SIG_IGN)
     try:
+        tuner.print_best_metric_found = one_line
+        if handle:
+            signal.signal(signal.SIGTERM, interrupt)
         yield
     finally:
         tuner.print_best_metric_found = library_version
-        signal.signal(signal.SIGTERM,
-                      signal.SIG_DFL if previous is None else previous)
+        if handle:
+            signal.signal(signal.SIGTERM,
+                          signal.SIG_DFL if previous is None else previous)
+        if terminated:  # the trials are stopped: now end as asked
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _mtime(path):

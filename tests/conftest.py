@@ -21,7 +21,8 @@ from syne_tune.report import retrieve
 ROOT = Path(__file__).resolve().parents[1]
 # The test-budget book is built in a copy of the sources of its own, so
 # that no test changes the reader's _build/ (a full-budget build takes
-# 25 minutes). The copy keeps its files' times, so d2lbook's cache works.
+# 25 minutes). Only changed files are copied again, so d2lbook's cache
+# (by modification time) re-evaluates only what changed.
 TEST_BOOK = ROOT / '_test_book'
 BUILD = TEST_BOOK / '_build'
 # the notebooks' experiments in test builds: kept next to the evaluated
@@ -166,17 +167,19 @@ def prepared_data():
 def book_sources():
     """The files of the repository (tracked, or new and not ignored)."""
     listed = subprocess.run(
-        ['git', 'ls-files', '--cached', '--others', '--exclude-standard'],
+        ['git', 'ls-files', '-z', '--cached', '--others',
+         '--exclude-standard'],
         cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return {path for path in listed.splitlines()
-            if (ROOT / path).is_file() and not path.startswith('tests/')}
+    return {path for path in listed.split('\0')
+            if path and (ROOT / path).is_file()
+            and not path.startswith('tests/')}
 
 
 def sync_test_book():
     """Make ``TEST_BOOK`` a copy of the sources (its ``_build/`` kept).
 
-    Only changed files are copied, with their modification times, so
-    that d2lbook re-evaluates only notebooks whose sources changed.
+    A changed file is copied with a new modification time, so that
+    d2lbook re-evaluates the notebooks that depend on it.
     """
     import filecmp
     import shutil
@@ -186,7 +189,8 @@ def sync_test_book():
         if not copy.exists() or not filecmp.cmp(source, copy,
                                                 shallow=False):
             copy.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, copy)
+            shutil.copyfile(source, copy)
+            shutil.copymode(source, copy)
     for copy in TEST_BOOK.rglob('*'):
         path = copy.relative_to(TEST_BOOK).as_posix()
         if (copy.is_file() and path not in wanted

@@ -52,3 +52,36 @@ def test_shown_search_space_is_the_one_both_sections_tune():
         assert type(shown[name]) is type(domain)
         assert (shown[name].lower, shown[name].upper) == \
             (domain.lower, domain.upper)
+
+
+# how an experiment runs: the same in every section and in the benchmarks'
+# hpo_utils.run_experiment (the entry point and the budget differ)
+RUN_ARGUMENTS = {'LocalBackend': ('num_gpus_per_trial', 'gpus_to_use'),
+                 'Tuner': ('n_workers', 'sleep_time', 'max_failures')}
+CODE_CELL = re.compile(r'^```\{\.python \.input\}\n(.*?)^```$', re.S | re.M)
+
+
+def run_arguments(source):
+    """The arguments in ``RUN_ARGUMENTS`` of every such call, as text."""
+    import ast
+    calls = []
+    for node in ast.walk(ast.parse(source)):
+        name = getattr(getattr(node, 'func', None), 'id', None)
+        if isinstance(node, ast.Call) and name in RUN_ARGUMENTS:
+            given = {k.arg: ast.unparse(k.value) for k in node.keywords}
+            calls.append((name, {k: given.get(k)
+                                 for k in RUN_ARGUMENTS[name]}))
+    return calls
+
+
+@pytest.mark.parametrize('section', ['rs-async.md', 'sh-async.md',
+                                     'hpo-ray.md'])
+def test_benchmarks_run_experiments_as_the_sections_do(section):
+    import inspect
+    import hpo_utils
+    text = (ROOT / 'chapter_hpo' / section).read_text()
+    cells = '\n'.join(c.replace('%', '#') for c in CODE_CELL.findall(text))
+    shown = run_arguments(cells)
+    library = run_arguments(inspect.getsource(hpo_utils.run_experiment))
+    assert sorted(name for name, _ in shown) == ['LocalBackend', 'Tuner']
+    assert sorted(shown) == sorted(library)
