@@ -1,0 +1,38 @@
+"""``benchmarks/calibration.py`` without its hour of real runs: that the
+real runs it makes try what the simulator tries, in the same order, and
+that its comparison counts fairly."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hpo_sim
+import hpo_utils
+from benchmarks import calibration
+
+
+@pytest.mark.parametrize('method', sorted(calibration.METHODS))
+def test_real_runs_try_the_simulators_configurations_in_order(method):
+    curves = hpo_sim.load_curves(hpo_sim.CURVES)
+    setup = dataclasses.replace(hpo_utils.choose_setup('full', n_gpus=0),
+                                n_workers=2, threads_per_trial=1)
+    seed = 3
+    ids, points = calibration.table_points(curves, seed)
+    drawn = [p['config_id'] for p in hpo_sim.sampled_configs(seed, 200)]
+    assert ids == drawn[:len(ids)]
+    table = curves.groupby('config_id').first()
+    assert [table.loc[i, 'batch_size'] for i in ids[:10]] == \
+        [p['batch_size'] for p in points[:10]]
+    scheduler = calibration.scheduler_for(method, setup, points, seed)
+    for point in points[:6]:
+        config = scheduler.suggest().config
+        assert {k: config[k] for k in point} == point
+        assert config['max_epochs'] == setup.constants['max_epochs']
+
+
+def test_ties_count_half():
+    values = pd.Series([1, 2, 2, 3])
+    assert calibration.share_below(values, 2) == pytest.approx(0.5)
+    assert calibration.share_below(values, 0) == 0
+    assert calibration.share_below(values, np.inf) == 1
