@@ -627,9 +627,12 @@ def failed_trials(trials, n_lines=5):
 
 
 def storage_dir():
-    """Where Ray Tune writes results: ``$HPO_RAY_RESULTS`` or ./ray_results."""
-    return str(Path(os.environ.get('HPO_RAY_RESULTS', 'ray_results'))
-               .resolve())
+    """Where Ray Tune writes results: ``$HPO_RAY_RESULTS``, else beside
+    Syne Tune's experiments (``$SYNETUNE_FOLDER`` or ``~/syne-tune``), in
+    ``ray_results/``; not beside the notebook, inside a built book."""
+    from syne_tune.util import experiment_path
+    default = experiment_path() / 'ray_results'
+    return str(Path(os.environ.get('HPO_RAY_RESULTS', default)).resolve())
 
 
 def decision_check(events_path, max_t, grace_period, eta):
