@@ -206,9 +206,13 @@ def main(argv=None):
             'calibration', 'Calibration of the simulator',
             f'Made by `python -m benchmarks.calibration --seeds '
             f'{args.seeds} --write` on {datetime.date.today()}, '
-            f'{os.cpu_count()} cores: real runs ({setup}; kept in '
-            f'benchmarks/calibration/) among {N_SIMULATED} simulated runs '
-            'of the same set-up and budget.',
+            f'{os.cpu_count()} cores: real runs of the recorded set-up '
+            f'({setup.n_workers} workers of {setup.threads_per_trial} '
+            f'thread, {setup.constants}; random search for '
+            f'{METHODS["random search"][1]} s, ASHA for '
+            f'{METHODS["ASHA"][1]} s; kept in benchmarks/calibration/) '
+            f'among {N_SIMULATED} simulated runs of the same set-up and '
+            'budget.',
             result_rows(table))
 
 
