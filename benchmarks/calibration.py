@@ -205,8 +205,8 @@ def main(argv=None):
         results_block.write(
             'calibration', 'Calibration of the simulator',
             f'Made by `python -m benchmarks.calibration --seeds '
-            f'{args.seeds} --write` on {datetime.date.today()}, '
-            f'{os.cpu_count()} cores: real runs of the recorded set-up '
+            f'{args.seeds} --write` on {datetime.date.today()} '
+            f'({results_block.machine()}): real runs of the recorded set-up '
             f'({setup.n_workers} workers of {setup.threads_per_trial} '
             f'thread, {setup.constants}; random search for '
             f'{METHODS["random search"][1]} s, ASHA for '

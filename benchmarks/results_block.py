@@ -4,9 +4,29 @@ A benchmark that runs on its own (``gpu.py``, ``calibration.py``) keeps
 its rows between two marker lines named after it; running it again
 replaces its block and keeps the rest of the file as it was.
 """
+import os
+import platform
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / 'results.md'
+
+
+def machine():
+    """The machine, as results name it: CPU, cores, memory, GPUs."""
+    import torch
+    cpu = platform.processor() or 'unknown CPU'
+    try:
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+    gpus = torch.cuda.device_count()
+    return (f'{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, '
+            f'{gpus} GPU(s); Python {platform.python_version()}, '
+            f'torch {torch.__version__}')
 
 
 def markers(name):

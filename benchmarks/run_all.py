@@ -32,7 +32,6 @@ No part of it asserts anything: the numbers are for people to compare.
 import argparse
 import datetime
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -47,27 +46,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-RESULTS = ROOT / 'benchmarks' / 'results.md'
+from benchmarks.results_block import RESULTS, machine  # noqa: E402
+
 CHAPTER = ROOT / 'chapter_hpo'
 PARTS = ('throughput', 'startup', 'tuner', 'sections', 'simulation',
          'book')
-
-
-def machine():
-    import torch
-    cpu = platform.processor() or 'unknown CPU'
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'):
-                cpu = line.split(':', 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
-    gpus = torch.cuda.device_count()
-    return (f'{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, '
-            f'{gpus} GPU(s); Python {platform.python_version()}, '
-            f'torch {torch.__version__}')
 
 
 def part_throughput(rows):
