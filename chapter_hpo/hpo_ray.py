@@ -12,8 +12,8 @@ nodes on this machine. It holds
   ``train_common.train``, the training both Syne Tune scripts run;
 * ``RecordingASHA``: Ray Tune's ``ASHAScheduler`` unchanged, but writing
   each decision and each trial's start and end to a file, so that the
-  decisions can be checked against ``ray_asha_decisions``, an independent
-  recomputation of Ray's rule;
+  decisions can be checked against ``asha_rules``, an independent
+  recomputation of Ray's rule (and of Syne Tune's);
 * ``trial_table``: one row per trial (node, times, epochs, errors, how it
   ended, start-up overhead), with the same columns as
   ``hpo_utils.trial_table`` for Syne Tune, so both can be compared.
@@ -29,7 +29,6 @@ import socket
 import sys
 import time
 import uuid
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +59,13 @@ os.environ.update(QUIET_ENV)  # before Ray is imported
 
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
-# Ray Tune's INFO lines name absolute paths of this machine (where it wrote
-# results); the section prints what a reader needs itself
-for _name in ('ray.tune', 'ray.train'):
-    logging.getLogger(_name).setLevel(logging.WARNING)
+import asha_rules  # noqa: E402
+
+# Ray's INFO lines name the cluster's network address, and Ray Tune's the
+# absolute paths where it wrote results; the section prints what a reader
+# needs itself. RayCluster.start sets these loggers to WARNING, shutdown
+# puts their levels back.
+QUIET_LOGGERS = ('ray', 'ray.tune', 'ray.train')
 
 
 class NoClusterError(ConnectionError):
@@ -191,6 +193,7 @@ class RayCluster:
         self.local = None  # ray.cluster_utils.Cluster when started here
         self.started_here = False
         self.startup_seconds = None
+        self.log_levels = None  # the quietened loggers' levels before
 
     @classmethod
     def for_setup(cls, setup, address=None):
@@ -214,53 +217,70 @@ class RayCluster:
                 'HPO_DATA_DIR': str(data_dir()),
                 'OMP_NUM_THREADS': str(self.cpus_per_node), **QUIET_ENV}
 
-    def start(self):
-        import atexit
-        os.environ.update(QUIET_ENV)
+    def _quiet(self):
+        """Ray's and Ray Tune's loggers to WARNING, until ``shutdown``."""
+        if self.log_levels is None:
+            self.log_levels = {name: logging.getLogger(name).level
+                               for name in QUIET_LOGGERS}
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    def _init(self, address):
+        """Connect this process, the driver, to the cluster."""
         import ray
+        ray.init(address=address, log_to_driver=False,
+                 logging_level=logging.WARNING,
+                 runtime_env={'env_vars': self.trial_env()})
+
+    def start(self):
+        os.environ.update(QUIET_ENV)
         if self.address:
             _check_address(self.address)
+        self._quiet()
         started = time.time()
         if self.address:
-            ray.init(address=self.address,
-                     runtime_env={'env_vars': self.trial_env()},
-                     log_to_driver=False)
+            self._init(self.address)
         else:
-            from ray.cluster_utils import Cluster
-            atexit.register(self.shutdown)
-            self.started_here = True
-            node = dict(num_cpus=self.cpus_per_node,
-                        num_gpus=len(self.node_gpus[0]),
-                        object_store_memory=OBJECT_STORE_BYTES)
-            # the nodes inherit the tag (and their workers from them)
-            added = dict(START_ENV, **{TAG_VARIABLE: self.tag})
-            saved = {k: os.environ.get(k) for k in added}
-            os.environ.update(added)
-            try:
-                with _gpus_for_node(self.node_gpus[0]):
-                    self.local = Cluster(
-                        initialize_head=True,
-                        head_node_args=dict(node, include_dashboard=False))
-                for i in range(1, self.n_nodes):
-                    with _gpus_for_node(self.node_gpus[i]):
-                        self.local.add_node(**node)
-                self.local.wait_for_nodes()
-                ray.init(address=self.local.address, log_to_driver=False,
-                         runtime_env={'env_vars': self.trial_env()})
-            except BaseException:
-                self.shutdown()
-                raise
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
+            self._start_nodes()
         self.startup_seconds = time.time() - started
         return self
 
+    def _start_nodes(self):
+        """Start the nodes here, then connect to them."""
+        import atexit
+        from ray.cluster_utils import Cluster
+        atexit.register(self.shutdown)
+        self.started_here = True
+        node = dict(num_cpus=self.cpus_per_node,
+                    num_gpus=len(self.node_gpus[0]),
+                    object_store_memory=OBJECT_STORE_BYTES)
+        # the nodes inherit the tag (and their workers from them)
+        added = dict(START_ENV, **{TAG_VARIABLE: self.tag})
+        saved = {k: os.environ.get(k) for k in added}
+        os.environ.update(added)
+        try:
+            with _gpus_for_node(self.node_gpus[0]):
+                self.local = Cluster(
+                    initialize_head=True,
+                    head_node_args=dict(node, include_dashboard=False))
+            for i in range(1, self.n_nodes):
+                with _gpus_for_node(self.node_gpus[i]):
+                    self.local.add_node(**node)
+            self.local.wait_for_nodes()
+            self._init(self.local.address)
+        except BaseException:
+            self.shutdown()
+            raise
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
     def nodes(self):
-        """The cluster's live nodes: a short name, id, CPUs and GPUs."""
+        """The cluster's live nodes: a short name, id, CPUs and GPUs (not
+        their network addresses, which a book should not print)."""
         import ray
         alive = [n for n in ray.nodes() if n['Alive']]
         head = [n for n in alive
@@ -271,7 +291,6 @@ class RayCluster:
         for i, n in enumerate(head + others):
             name = 'head' if n in head else f'worker {i + 1 - len(head)}'
             rows.append(dict(node=name, node_id=n['NodeID'][:8],
-                             address=n['NodeManagerAddress'],
                              CPUs=n['Resources'].get('CPU', 0),
                              GPUs=n['Resources'].get('GPU', 0)))
         return pd.DataFrame(rows).set_index('node')
@@ -288,6 +307,9 @@ class RayCluster:
                 self.local = None
         if self.started_here:
             kill_tagged(self.tag)
+        for name, level in (self.log_levels or {}).items():
+            logging.getLogger(name).setLevel(level)
+        self.log_levels = None
 
     def leftovers(self):
         """Processes this cluster started that are still running."""
@@ -320,6 +342,63 @@ def ray_search_space(space):
         else:
             converted[name] = domain
     return converted
+
+
+def draw_configurations(space, n, seed):
+    """``n`` different configurations of ``space``, drawn with ``seed``.
+
+    Drawn once, with a generator of their own (not NumPy's global one),
+    so that both libraries can be given the same list: Syne Tune's
+    schedulers as ``points_to_evaluate``, Ray Tune's
+    ``BasicVariantGenerator`` likewise. Constants stay constants; a
+    configuration drawn a second time is left out.
+    """
+    from syne_tune.config_space import Domain
+    rng = np.random.RandomState(seed)
+    configs, seen = [], set()
+    while len(configs) < n:
+        config = {k: d.sample(random_state=rng) if isinstance(d, Domain)
+                  else d for k, d in space.items()}
+        key = tuple(sorted(config.items()))
+        if key not in seen:
+            seen.add(key)
+            configs.append(config)
+    return configs
+
+
+def configurations_run(trials, configs):
+    """How many trials of ``trials`` ran, each the configuration of
+    ``configs`` at its position (trials in the order they were created,
+    that is, by trial id); an error if any ran another one."""
+    def number(trial_id):  # Ray Tune's ids end in a counter: 'ab12c_00007'
+        return int(str(trial_id).rsplit('_', 1)[-1])
+
+    ordered = sorted(trials.index, key=number)
+    for position, trial_id in enumerate(ordered):
+        row, config = trials.loc[trial_id], configs[number(trial_id)]
+        if number(trial_id) != position or not all(
+                np.isclose(row[k], v, rtol=1e-12) if isinstance(v, float)
+                else row[k] == v for k, v in config.items()):
+            raise ValueError(f'trial {trial_id} did not run the '
+                             f'configuration at position {position}')
+    return len(ordered)
+
+
+def brief_logger():
+    """``hpo_utils.plain_logger`` without a line per trial that started or
+    completed: the tuner's log is a few lines (what it runs, its status
+    at the end, where the results are, and any failed trial)."""
+    import hpo_utils
+    plain = type(hpo_utils.plain_logger())
+
+    class BriefLogger(plain):
+        def print_trial_started(self, trial_id, config):
+            pass
+
+        def print_trial_completed(self, trial_id):
+            pass
+
+    return BriefLogger(use_colors=False, use_emojis=False)
 
 
 def trial_args(config):
@@ -454,58 +533,6 @@ def read_events(path):
         return pd.DataFrame([json.loads(line) for line in f])
 
 
-def ray_asha_decisions(results, levels, max_t, eta):
-    """Ray's ASHA rule (one bracket), recomputed from results in order.
-
-    ``results``: rows with ``trial_id``, ``epoch`` and ``value`` (the
-    error, lower is better), in the order the scheduler saw them. A
-    result at ``epoch >= max_t`` stops the trial (it is done). Otherwise
-    the highest rung level the trial has reached and not yet been judged
-    at judges it: against the errors recorded there *before* it (its own
-    not included), it continues if its error is at most the
-    ``1/eta``-quantile of those (linear interpolation between order
-    statistics), and the first trial at a rung always continues. The
-    computation is exact (fractions); where the error equals the quantile
-    exactly, floating point could tip Ray's decision either way, so such
-    ties are returned as ``'TIE'``.
-    """
-    recorded = {r: [] for r in levels}
-    judged = {r: set() for r in levels}
-    decisions = []
-    for _, row in results.iterrows():
-        epoch, trial_id = row['epoch'], row['trial_id']
-        value = Fraction(float(row['value']))
-        if epoch >= max_t:
-            decisions.append('STOP')
-            continue
-        passed = [r for r in levels if r <= epoch]
-        if not passed or trial_id in judged[passed[-1]]:
-            decisions.append('CONTINUE')
-            continue
-        rung = passed[-1]
-        previous = sorted(recorded[rung])
-        if not previous:
-            decision = 'CONTINUE'
-        else:
-            q = quantile(previous, Fraction(1, eta))
-            decision = ('CONTINUE' if value < q else 'STOP' if value > q
-                        else 'TIE')
-        recorded[rung].append(value)
-        judged[rung].add(trial_id)
-        decisions.append(decision)
-    return decisions
-
-
-def quantile(values, q):
-    """The ``q``-quantile of sorted ``values``, linear interpolation."""
-    position = q * (len(values) - 1)
-    below = int(position)  # floor, position >= 0
-    if below == len(values) - 1:
-        return values[below]
-    weight = position - below
-    return values[below] + weight * (values[below + 1] - values[below])
-
-
 def log_tail(trial_dir, n_lines=5):
     """The last lines of a trial's stderr, or else of Ray's error file.
 
@@ -636,20 +663,24 @@ def storage_dir():
 
 
 def decision_check(events_path, max_t, grace_period, eta):
-    """Ray's recorded decisions next to the recomputed ones.
+    """Ray's recorded decisions next to both rules' recomputations.
 
-    Returns the results in the order Ray's scheduler saw them, with
-    columns ``decision`` (Ray's), ``expected`` (``ray_asha_decisions``)
-    and ``agrees``; a tie agrees with either decision.
+    Returns Ray's reports in the order its scheduler saw them, with Ray's
+    ``decision``, the decisions of both rules on the same reports (columns
+    ``'Ray Tune'`` and ``'Syne Tune'``, from ``asha_rules.both_rules``),
+    and ``agrees``: Ray's decision is its rule's (a tie agrees with
+    either decision).
     """
     from hpo_sim import rung_levels_formula
     events = read_events(events_path)
     results = events[events.event == 'result'].reset_index(drop=True)
     levels = rung_levels_formula(grace_period, eta, max_t)
-    results['expected'] = ray_asha_decisions(results, levels, max_t, eta)
-    results['agrees'] = ((results['decision'] == results['expected'])
-                         | (results['expected'] == 'TIE'))
-    return results
+    table = asha_rules.both_rules(results.rename(columns={'value': 'error'}),
+                                  levels, max_t, eta)
+    table['decision'] = results['decision']
+    table['agrees'] = ((table['decision'] == table['Ray Tune'])
+                       | (table['Ray Tune'] == 'TIE'))
+    return table
 
 
 def local_overheads(exp, trials):
@@ -756,7 +787,7 @@ def toy_decisions(errors, reduction_factor):
 
     Each error is one new trial's first report; both schedulers are the
     libraries' own, with ``max_t=8`` and ``grace_period=1``. The last
-    column is ``ray_asha_decisions`` on the same results.
+    columns are both rules of ``asha_rules`` on the same results.
     """
     from datetime import datetime
 
@@ -786,11 +817,11 @@ def toy_decisions(errors, reduction_factor):
                      'Ray Tune': ray.on_trial_result(None, ray_trial,
                                                      result)})
     table = pd.DataFrame(rows)
-    recomputed = ray_asha_decisions(
-        table.assign(trial_id=table.index, epoch=1, value=table['error']),
+    recomputed = asha_rules.both_rules(
+        table.assign(trial_id=table.index, epoch=1),
         rung_levels_formula(1, reduction_factor, 8), 8, reduction_factor)
-    table['Ray, recomputed'] = recomputed
-    return table
+    return table.join(recomputed[list(asha_rules.RULES)].add_suffix(
+        ', recomputed'))
 
 
 def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):

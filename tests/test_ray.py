@@ -7,6 +7,7 @@ by the tag in their environment), so a failing test leaves nothing
 running.
 """
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 
 from conftest import ROOT
 
+import asha_rules
 import hpo_ray
 import hpo_sim
 import hpo_utils
@@ -36,6 +38,9 @@ N_TRIALS = 12
 FIRST = [{'learning_rate': 0.1, 'momentum': 0.5, 'batch_size': 64},
          {'learning_rate': 0.01, 'momentum': 0.9, 'batch_size': 128},
          {'learning_rate': -1.0, 'momentum': 0.5, 'batch_size': 64}]
+# then configurations drawn as the section draws them
+CONFIGS = [dict(c, **SMALL) for c in FIRST] + hpo_ray.draw_configurations(
+    dict(hpo_utils.search_space(), **SMALL), N_TRIALS - len(FIRST), 0)
 
 
 @pytest.fixture(scope='module')
@@ -63,10 +68,9 @@ def experiment(cluster, tmp_path_factory):
         tune.with_resources(hpo_ray.train_fn, {'cpu': 1}),
         param_space=space,
         tune_config=tune.TuneConfig(
-            scheduler=scheduler, num_samples=N_TRIALS,
+            scheduler=scheduler, num_samples=len(CONFIGS),
             reuse_actors=True, search_alg=BasicVariantGenerator(
-                random_state=0, max_concurrent=2,
-                points_to_evaluate=FIRST)),
+                max_concurrent=2, points_to_evaluate=CONFIGS)),
         run_config=tune.RunConfig(
             name='test', storage_path=str(tmp), verbose=0,
             log_to_file=True,
@@ -108,43 +112,144 @@ def test_search_space_is_the_same_as_syne_tunes():
     assert max(samples) == st['batch_size'].upper
 
 
-def test_recomputed_rule_matches_rays_scheduler():
-    """Many trials, several rungs, arriving in random order, with ties."""
+def ray_scheduler(max_t, eta):
     from ray.tune.schedulers import ASHAScheduler
-    rng = np.random.default_rng(1)
-    max_t, eta = 27, 3
     scheduler = ASHAScheduler(time_attr='epoch', metric='error',
                               mode='min', max_t=max_t, grace_period=1,
                               reduction_factor=eta)
-    # errors on a coarse grid so that equal values occur
+
+    def report(trial_id, epoch, error, new):
+        trial = hpo_ray._ToyTrial(str(trial_id))
+        if new:
+            scheduler.on_trial_add(None, trial)
+        return scheduler.on_trial_result(
+            None, trial, {'epoch': epoch, 'error': error})
+    return report
+
+
+def syne_tune_scheduler(max_t, eta):
+    from datetime import datetime
+
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.config_space import uniform
+    from syne_tune.optimizer.baselines import ASHA
+    scheduler = ASHA({'x': uniform(0, 1)}, metric='error',
+                     time_attr='epoch', max_t=max_t, grace_period=1,
+                     reduction_factor=eta, do_minimize=True, random_seed=0)
+    trials = {}
+
+    def report(trial_id, epoch, error, new):
+        if new:
+            trials[trial_id] = Trial(trial_id, config={'x': 0.5},
+                                     creation_time=datetime.now())
+            scheduler.on_trial_add(trials[trial_id])
+        return str(scheduler.on_trial_result(
+            trials[trial_id], {'epoch': epoch, 'error': error}))
+    return report
+
+
+def random_run(report, max_t, n_trials=150, seed=1):
+    """Trials report in random order to ``report``, each every epoch (or
+    every other epoch, so that reports also jump past rungs) until it is
+    stopped; errors on a coarse grid, so that equal values occur.
+    Returns the reports with the scheduler's decisions."""
+    rng = np.random.default_rng(seed)
     curves = {i: np.round(rng.uniform(0.1, 0.9) - 0.01 * np.arange(max_t),
-                          2) for i in range(150)}
+                          2) for i in range(n_trials)}
+    steps = {i: int(rng.choice([1, 1, 2])) for i in curves}
     progress = {i: 0 for i in curves}
     rows = []
-    trials = {}
     while progress:
         i = int(rng.choice(list(progress)))
-        if i not in trials:
-            trials[i] = hpo_ray._ToyTrial(str(i))
-            scheduler.on_trial_add(None, trials[i])
-        progress[i] += 1
+        new = progress[i] == 0
+        progress[i] = min(max_t, progress[i] + steps[i])
         epoch = progress[i]
-        value = float(curves[i][epoch - 1])
-        decision = scheduler.on_trial_result(
-            None, trials[i], {'epoch': epoch, 'error': value})
-        rows.append(dict(trial_id=str(i), epoch=epoch, value=value,
+        error = float(curves[i][epoch - 1])
+        decision = report(i, epoch, error, new)
+        rows.append(dict(trial_id=i, epoch=epoch, error=error,
                          decision=decision))
         if decision == 'STOP':
             del progress[i]
-    results = pd.DataFrame(rows)
-    expected = hpo_ray.ray_asha_decisions(
-        results, hpo_sim.rung_levels_formula(1, eta, max_t), max_t, eta)
-    results['expected'] = expected
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize('library,make', [('Ray Tune', ray_scheduler),
+                                          ('Syne Tune', syne_tune_scheduler)])
+def test_recomputed_rule_matches_the_librarys_scheduler(library, make):
+    """Many trials, several rungs, random order, ties, reports that jump
+    past a rung: each rule's recomputation decides as its library."""
+    max_t, eta = 27, 3
+    results = random_run(make(max_t, eta), max_t)
+    results['expected'] = asha_rules.decisions(
+        results, hpo_sim.rung_levels_formula(1, eta, max_t), max_t, eta,
+        asha_rules.RULES[library])
     decided = results[results.expected != 'TIE']
     assert (decided['decision'] == decided['expected']).all()
     assert len(decided) > 0.95 * len(results)
     early = results[(results.decision == 'STOP') & (results.epoch < max_t)]
-    assert set(early.epoch) == {1, 3, 9}
+    assert set(early.epoch) <= {1, 2, 3, 4, 9, 10}
+    assert {1, 3, 9} <= set(early.epoch)
+
+
+@pytest.mark.parametrize('eta', [2, 3])
+def test_syne_tunes_rule_is_never_stricter_than_rays_for_small_eta(eta):
+    """The exercise's claim, on many random runs of both rules."""
+    counts = []
+    for seed in range(20):
+        reports = random_run(ray_scheduler(27, eta), 27, seed=seed)
+        table = asha_rules.both_rules(
+            reports, hpo_sim.rung_levels_formula(1, eta, 27), 27, eta)
+        counts.append(asha_rules.disagreements(table, 27))
+    counts = pd.DataFrame(counts)
+    assert (counts['stopped by Syne Tune, continued by Ray Tune'] == 0).all()
+    assert counts['stopped by Ray Tune, continued by Syne Tune'].sum() > 0
+
+
+def test_with_eta_4_syne_tune_can_stop_what_ray_continues():
+    """The exercise's counterexample, with both libraries' schedulers."""
+    errors = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.22]
+    table = hpo_ray.toy_decisions(errors, reduction_factor=4)
+    last = table.iloc[-1]
+    assert (last['Ray Tune'], last['Syne Tune']) == ('CONTINUE', 'STOP')
+    for name in asha_rules.RULES:
+        assert (table[name] == table[f'{name}, recomputed']).all()
+
+
+def test_both_libraries_run_the_drawn_list_without_repeats():
+    """The section's list: distinct configurations, the same for a seed;
+    Syne Tune's ASHA suggests exactly the list, also after five results
+    (when it would otherwise start sampling from a new stream and, seeded
+    as NumPy's generator, repeat an earlier configuration)."""
+    from datetime import datetime
+
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.optimizer.baselines import ASHA
+    space = dict(hpo_utils.search_space(), **SMALL)
+    configs = hpo_ray.draw_configurations(space, 200, 0)
+    keys = {tuple(sorted(c.items())) for c in configs}
+    assert len(keys) == len(configs) == 200
+    assert configs == hpo_ray.draw_configurations(space, 200, 0)
+    assert configs != hpo_ray.draw_configurations(space, 200, 1)
+    np.random.seed(0)
+    scheduler = ASHA(space, metric='validation_error', time_attr='epoch',
+                     max_t=MAX_EPOCHS, grace_period=1, reduction_factor=3,
+                     do_minimize=True, random_seed=0,
+                     points_to_evaluate=configs)
+    suggested = []
+    for trial_id in range(30):
+        config = scheduler.suggest().config
+        suggested.append(config)
+        trial = Trial(trial_id, config=config, creation_time=datetime.now())
+        scheduler.on_trial_add(trial)
+        scheduler.on_trial_result(
+            trial, {'epoch': 1, 'validation_error': 0.9 - 0.01 * trial_id})
+    assert suggested == configs[:30]
+
+
+def test_ray_ran_the_list_in_order(experiment):
+    _, trials, _ = experiment
+    assert hpo_ray.configurations_run(trials, CONFIGS) == len(trials)
+    assert len(trials) == N_TRIALS
 
 
 def test_trials_ran_on_both_nodes_in_reused_processes(experiment, cluster):
@@ -189,6 +294,22 @@ def test_failing_trial_is_reported_and_the_experiment_goes_on(
     assert len(others) == len(trials) - 1 >= N_TRIALS - 1
     assert (others['start'] > failed['end'].iloc[0]).any()
     assert set(others['status']) <= {'completed', 'stopped', 'diverged'}
+
+
+def test_failed_trials_node_is_not_used_again(experiment):
+    """The section's caveat (Ray Tune 2.60, reused actors): the trial that
+    fails ran in the process of a trial that had ended; no trial started
+    after the failure ran on that process's node."""
+    grid, trials, _ = experiment
+    failed = trials[trials['status'] == 'failed']
+    error = str(next(r.error for r in grid if r.error is not None))
+    pid = int(re.search(r'pid=(\d+)', error).group(1))
+    earlier = trials[trials['end'] <= failed['start'].iloc[0] + 1e-6]
+    assert pid in set(earlier['pid'])
+    node = earlier.loc[earlier['pid'] == pid, 'node'].iloc[0]
+    later = trials[trials['start'] > failed['end'].iloc[0]]
+    assert len(later) >= 3
+    assert node not in set(later['node'])
 
 
 def test_trial_cut_off_before_its_first_report_keeps_its_row(

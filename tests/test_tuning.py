@@ -18,6 +18,7 @@ import numpy as np
 import psutil
 import pytest
 
+import asha_rules
 import hpo_utils
 from conftest import (ROOT, busy_by_sampling, epochs_where_asha_stops,
                       kill_new_processes)
@@ -156,27 +157,6 @@ def test_trial_table_matches_the_processes(rs_experiment):
     assert busy == pytest.approx(sampled, abs=0.01)
 
 
-def asha_decisions(results, levels, max_t, eta):
-    """Recompute ASHA's decisions from the recorded results, in order."""
-    recorded = {r: {} for r in levels}
-    decisions = []
-    for _, row in results.iterrows():
-        epoch, trial_id = int(row['epoch']), row['trial_id']
-        value = row['validation_error']
-        if epoch >= max_t:
-            decisions.append('STOP')
-            continue
-        if epoch not in recorded or trial_id in recorded[epoch]:
-            decisions.append('CONTINUE')
-            continue
-        seen = list(recorded[epoch].values()) + [value]
-        better = sum(v < value for v in seen)
-        decisions.append('CONTINUE' if better / len(seen) <= 1 / eta
-                         else 'STOP')
-        recorded[epoch][trial_id] = value
-    return decisions
-
-
 @pytest.mark.parametrize('max_t,grace_period,eta',
                          [(4, 1, 2), (27, 1, 3), (20, 2, 2)])
 def test_rung_levels_are_where_asha_stops(max_t, grace_period, eta):
@@ -199,7 +179,9 @@ def test_asha_stops_only_at_rung_levels(asha_experiment):
 def test_asha_decisions_agree_with_independent_computation(asha_experiment):
     exp, levels, _, _ = asha_experiment
     df = exp.results
-    expected = asha_decisions(df, levels, MAX_EPOCHS, eta=2)
+    expected = asha_rules.decisions(
+        df.rename(columns={'validation_error': 'error'}), levels,
+        MAX_EPOCHS, 2, asha_rules.syne_tune_rule)
     assert df['st_decision'].tolist() == expected
     assert 'STOP' in expected[:-1]
 

@@ -1,0 +1,114 @@
+"""The ASHA stopping rules of Syne Tune 0.16 and Ray Tune 2.60, recomputed.
+
+Both libraries keep the same books: one bracket of rung levels, and at
+each rung the errors of the trials judged there. A report at an epoch of
+``max_t`` or more stops its trial (it is done). Otherwise the highest rung
+level at or below the report's epoch at which the trial has not yet been
+judged judges it, and the error is recorded there, whatever the decision.
+Only the rule at a rung differs (``syne_tune_rule``, ``ray_tune_rule``).
+
+``decisions`` replays reports in the order a scheduler saw them, a table
+with the columns ``trial_id``, ``epoch`` and ``error`` (lower is better),
+and returns one decision per report: ``'CONTINUE'``, ``'STOP'``, or
+``'TIE'`` where Ray's rule sits exactly on its threshold. ``both_rules``
+applies both rules to the same reports.
+"""
+from fractions import Fraction
+
+import pandas as pd
+
+
+def syne_tune_rule(previous, error, eta):
+    """Syne Tune 0.16: rank ``error`` among ``previous`` and itself.
+
+    The trial continues if the share of those results that are strictly
+    better than ``error`` is at most ``1/eta``, so the first result at a
+    rung always continues.
+    """
+    better = sum(v < error for v in previous)
+    share = Fraction(better, len(previous) + 1)
+    return 'CONTINUE' if share <= Fraction(1, eta) else 'STOP'
+
+
+def ray_tune_rule(previous, error, eta):
+    """Ray Tune 2.60: compare ``error`` with the ``1/eta``-quantile of
+    ``previous`` (its own not included, linear interpolation).
+
+    The first result at a rung continues. Computed exactly (fractions);
+    where ``error`` equals the quantile, floating point could tip Ray's
+    decision either way, so the answer is ``'TIE'``.
+    """
+    if not previous:
+        return 'CONTINUE'
+    q = quantile(sorted(previous), Fraction(1, eta))
+    if error == q:
+        return 'TIE'
+    return 'CONTINUE' if error < q else 'STOP'
+
+
+RULES = {'Ray Tune': ray_tune_rule, 'Syne Tune': syne_tune_rule}
+
+
+def quantile(values, q):
+    """The ``q``-quantile of sorted ``values``, linear interpolation."""
+    position = q * (len(values) - 1)
+    below = int(position)  # floor, position >= 0
+    if below == len(values) - 1:
+        return values[below]
+    weight = position - below
+    return values[below] + weight * (values[below + 1] - values[below])
+
+
+def decisions(reports, levels, max_t, eta, rule):
+    """``rule``'s decision on each of ``reports``, in their order.
+
+    ``levels``: the rung levels below ``max_t``. Errors are compared
+    exactly, as the fractions that their floating-point values are.
+    """
+    recorded = {r: [] for r in levels}
+    judged = {r: set() for r in levels}
+    out = []
+    for row in reports.itertuples():
+        if row.epoch >= max_t:
+            out.append('STOP')
+            continue
+        open_rungs = [r for r in levels
+                      if r <= row.epoch and row.trial_id not in judged[r]]
+        if not open_rungs:
+            out.append('CONTINUE')
+            continue
+        rung = open_rungs[-1]
+        error = Fraction(float(row.error))
+        out.append(rule(recorded[rung], error, eta))
+        recorded[rung].append(error)
+        judged[rung].add(row.trial_id)
+    return out
+
+
+def both_rules(reports, levels, max_t, eta):
+    """``reports`` with one column of decisions per rule in ``RULES``."""
+    table = reports[['trial_id', 'epoch', 'error']].reset_index(drop=True)
+    for name, rule in RULES.items():
+        table[name] = decisions(table, levels, max_t, eta, rule)
+    return table
+
+
+def disagreements(table, max_t, first='Ray Tune', second='Syne Tune'):
+    """How often one rule stopped a trial early where the other did not.
+
+    ``table`` as ``both_rules`` returns it. Returns a series: each rule's
+    stops below ``max_t``, the reports that ``first`` stopped and
+    ``second`` continued, and the other way round (ties count as
+    neither).
+    """
+    early = table['epoch'] < max_t
+    stop_1 = early & (table[first] == 'STOP')
+    stop_2 = early & (table[second] == 'STOP')
+    go_1, go_2 = table[first] == 'CONTINUE', table[second] == 'CONTINUE'
+    return pd.Series({
+        f'{first} stops': int(stop_1.sum()),
+        f'{second} stops': int(stop_2.sum()),
+        f'stopped by {first}, continued by {second}':
+            int((stop_1 & go_2).sum()),
+        f'stopped by {second}, continued by {first}':
+            int((stop_2 & go_1).sum())})
