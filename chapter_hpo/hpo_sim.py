@@ -1,18 +1,21 @@
-"""Replay recorded learning curves in Syne Tune's simulator.
+"""Replay recorded learning curves: the chapter's runs, many times over.
 
 A table made by ``record_curves.py`` holds, for every recorded
 configuration and epoch, the validation error and the CPU seconds the
-trial's process had used (start-up included; for these one-thread trials
-that is the time they take on an otherwise idle core). :func:`simulate`
-runs a real Syne Tune scheduler against it with ``UserBlackboxBackend``: a
-trial "trains" by looking up its next row, and simulated time jumps to the
-moment that row was reported.
-The other functions repeat runs over seeds and summarise them: quantiles
-of the best error over time, times to reach a target with bootstrap
-intervals, paired comparisons, speed-ups, and how the saving of ASHA
-changes with the number of epochs and with the start-up cost of a trial.
+trial's process had used (start-up included). :func:`simulate` runs a
+real Syne Tune scheduler against it with ``UserBlackboxBackend``: a trial
+"trains" by looking up its next row, and simulated time jumps to the
+moment that row was reported. Random search sees one report per trial,
+at its end, as ``train_script.py`` sends; ASHA and Hyperband one per
+epoch. :func:`synchronous_sh` replays synchronous successive halving,
+which Syne Tune 0.16 does not offer. :func:`scaled` turns the recorded
+seconds into another machine's by a speed factor that
+:func:`speed_factor` measures on a real run there.
 
-Configurations are drawn from the recorded ones, with replacement.
+Configurations are drawn from the recorded ones, with replacement; each
+was trained once, with one seed, so the runs vary by the configurations
+they draw, not by training noise. The statistics over runs are in
+``hpo_stats``.
 """
 import contextlib
 import hashlib
@@ -29,15 +32,23 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 
+import hpo_stats
+
 HERE = Path(__file__).resolve().parent
 CURVES = HERE / 'curves_lenet.csv'
 TEST_CURVES = HERE / 'curves_test.csv'
 HYPERPARAMETERS = ['learning_rate', 'momentum', 'batch_size']
-OBJECTIVES = ['validation_error', 'cpu_time']  # the simulator's clock
+# the simulator's clock is cpu_time; final_error is the validation error
+# of a trial that ran all its epochs (1.0 before), what a tuner delivers
+OBJECTIVES = ['validation_error', 'cpu_time', 'final_error']
 COLUMNS = ['config_id', *HYPERPARAMETERS, 'epoch', 'validation_error',
            'elapsed_time', 'cpu_time', 'startup_time', 'startup_cpu_time',
            'test_error']
-METHODS = ('random search', 'ASHA', 'Hyperband', 'ASHA in rounds')
+METHODS = ('random search', 'ASHA', 'Hyperband', 'synchronous SH')
+REPORTS_ONCE = ('random search',)  # its script reports at the end only
+# Part of the key of every cached simulation: raise it when a change of
+# this module changes what a simulation returns.
+SIM_VERSION = 2
 
 
 def table_setup(path):
@@ -53,13 +64,14 @@ def table_setup(path):
 def curves_for(setup):
     """The recorded table whose set-up is ``setup``'s, or ``None``.
 
-    The CPU set-up has ``curves_lenet.csv``, the test budget
-    ``curves_test.csv``; no table was recorded for the GPU set-up.
+    The set-up must match in its fixed arguments, threads per trial and
+    workers, and use no GPU: the CPU set-up on a 2-core machine has
+    ``curves_lenet.csv``, the test budget there ``curves_test.csv``.
     """
+    wanted = dict(setup.constants, threads_per_trial=setup.threads_per_trial,
+                  n_workers=setup.n_workers)
     for path in (CURVES, TEST_CURVES):
-        recorded = table_setup(path) if path.exists() else {}
-        if recorded and all(recorded.get(k) == v
-                            for k, v in setup.constants.items()) \
+        if path.exists() and table_setup(path) == wanted \
                 and setup.gpus_per_trial == 0:
             return path
     return None
@@ -158,16 +170,62 @@ def with_startup(curves, seconds):
                          startup_cpu_time=float(seconds))
 
 
+def scaled(curves, factor):
+    """The curves with every recorded time multiplied by ``factor``."""
+    return curves.assign(
+        cpu_time=curves['cpu_time'] * factor,
+        startup_cpu_time=curves['startup_cpu_time'] * factor)
+
+
+def time_model(curves):
+    """Recorded seconds to a report, as a function of epoch and batch size.
+
+    For each epoch, a least-squares fit of ``a + b / batch_size`` over the
+    recorded configurations (the time per batch is nearly constant, so
+    smaller batches take longer per epoch). Returns a function
+    ``(epochs, batch_sizes) -> seconds`` of arrays.
+    """
+    real = curves[~curves['padded']]
+    coef = np.array([np.linalg.lstsq(
+        np.column_stack([np.ones(len(g)), 1 / g['batch_size']]),
+        g['cpu_time'], rcond=None)[0]
+        for _, g in real.groupby('epoch')])  # row e - 1: epoch e
+
+    def seconds(epochs, batch_sizes):
+        a, b = coef[np.asarray(epochs, dtype=int) - 1].T
+        return a + b / np.asarray(batch_sizes, dtype=float)
+    return seconds
+
+
+def speed_factor(reports, trials, curves):
+    """How much longer this machine takes than the recording.
+
+    ``reports`` (``trial_id``, ``epoch``, ``time``) and ``trials``
+    (``start``, ``batch_size``, indexed by trial id) come from a real run.
+    The factor is the sum over reports of the seconds since the trial's
+    process started, divided by the sum of what :func:`time_model`
+    predicts for the recording (below 1: this machine is faster).
+    Scaling the recorded curves by it (:func:`scaled`) gives a simulator
+    whose clock runs at this machine's speed, with its workers.
+    """
+    joined = reports[['trial_id', 'epoch', 'time']].join(
+        trials[['start', 'batch_size']], on='trial_id')
+    if not len(joined):
+        raise ValueError('no reports to measure the speed of this machine')
+    predicted = time_model(curves)(joined['epoch'], joined['batch_size'])
+    return float((joined['time'] - joined['start']).sum()
+                 / predicted.sum())
+
+
 def make_blackbox(curves):
     """A Syne Tune ``BlackboxTabular`` holding the recorded curves.
 
     Its one hyperparameter is ``config_id`` with domain ``choice`` over the
     recorded ids, so every draw is a recorded configuration (sampling the
     three hyperparameters separately would produce unrecorded ones). Its
-    fidelity is ``epoch``; its objectives are ``validation_error`` and the
-    cumulative ``cpu_time``, the simulator's clock. The subclass looks
-    rows up by ``config_id``, since ``BlackboxTabular``'s own lookup fails
-    for a single hyperparameter column.
+    fidelity is ``epoch``; its objectives are :data:`OBJECTIVES`. The
+    subclass looks rows up by ``config_id``, since ``BlackboxTabular``'s
+    own lookup fails for a single hyperparameter column.
     """
     from syne_tune.blackbox_repository.blackbox_tabular import (
         BlackboxTabular)
@@ -191,7 +249,9 @@ def make_blackbox(curves):
     if ids != list(range(len(ids))):
         raise ValueError('config_id must be 0, 1, ..., n - 1')
     n_epochs = int(curves['epoch'].max())
-    values = curves[OBJECTIVES].to_numpy(dtype=float)
+    final = np.where(curves['epoch'] == n_epochs,
+                     curves['validation_error'], 1.0)
+    values = curves.assign(final_error=final)[OBJECTIVES].to_numpy(float)
     with warnings.catch_warnings():  # Syne Tune 0.16 on pandas 3.1
         warnings.filterwarnings('ignore', message='The inplace keyword')
         return RecordedCurves(
@@ -219,13 +279,15 @@ class Simulation(NamedTuple):
     ``results``: one row per report within the budget, in simulated time
     order: ``trial_id``, ``config_id``, the hyperparameters, ``epoch``,
     ``validation_error``, ``cpu_time``, ``decision``, ``time``
-    (simulated seconds since tuning started) and ``best`` (so far).
-    ``trials``: one row per trial started within the budget, with
+    (simulated seconds since tuning started), ``final`` (the report of a
+    trial that ran all its epochs) and ``best`` (the best final error so
+    far). ``trials``: one row per trial started within the budget, with
     ``start``, ``end`` (cut at the budget), ``epochs``, ``best_error`` and
     ``status`` (completed, stopped, diverged or cut off).
     """
     results: pd.DataFrame
     trials: pd.DataFrame
+    jobs: pd.DataFrame = None  # synchronous SH's jobs (see synchronous_sh)
 
     @property
     def n_trials(self):
@@ -309,11 +371,10 @@ def sampled_configs(seed, n_configs, length=2000):
 
 def make_scheduler(method, config_space, seed, max_epochs, grace_period=1,
                    reduction_factor=3, brackets=None):
-    """The Syne Tune scheduler behind each name in :data:`METHODS`.
+    """The Syne Tune scheduler behind each asynchronous method.
 
     Hyperband gets by default one bracket per rung level, ``max_epochs``
-    included; ``ASHA in rounds`` is plain ASHA, which :func:`simulate`
-    runs with ``Tuner(asynchronous_scheduling=False)``.
+    included.
     """
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
     points = sampled_configs(seed, len(config_space['config_id']))
@@ -321,7 +382,7 @@ def make_scheduler(method, config_space, seed, max_epochs, grace_period=1,
         return RandomSearch(config_space, metrics=['validation_error'],
                             do_minimize=True, random_seed=seed,
                             points_to_evaluate=points)
-    if method not in METHODS:
+    if method not in ('ASHA', 'Hyperband'):
         raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
     if brackets is None:
         brackets = (len(rung_levels_formula(grace_period, reduction_factor,
@@ -357,14 +418,16 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
              sleep_time=0.5, stop_below=None):
     """Simulate one tuning run of ``method`` on ``curves``.
 
-    ``curves`` comes from :func:`load_curves` (possibly :func:`cut` or
-    :func:`with_startup`); the run lasts ``max_wallclock_time`` simulated
-    seconds and polls every ``sleep_time`` seconds, as the real tuner.
-    ``ASHA in rounds`` starts trials in rounds of ``n_workers``
-    (``Tuner(asynchronous_scheduling=False)``), with ASHA's decisions.
-    With ``stop_below``, the run also ends at the first validation error
-    at or below that value (for measuring times to reach it, at less cost).
+    ``curves`` comes from :func:`load_curves` (possibly :func:`cut`,
+    :func:`with_startup` or :func:`scaled`); the run lasts
+    ``max_wallclock_time`` simulated seconds and polls every
+    ``sleep_time`` seconds, as the real tuner. With ``stop_below``, the
+    run also ends once a trial that ran all its epochs has a validation
+    error at or below that value (for times to reach it, at less cost).
     """
+    if method == 'synchronous SH':
+        return synchronous_run(seed, curves, n_workers, max_wallclock_time,
+                               reduction_factor, sleep_time)
     from syne_tune import StoppingCriterion
     from syne_tune.backend.simulator_backend.simulator_callback import (
         SimulatorCallback)
@@ -381,18 +444,17 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
     stop = StoppingCriterion(
         max_metric_value={'st_tuner_time': max_wallclock_time},
         min_metric_value=None if stop_below is None else {  # strict <
-            'validation_error': np.nextafter(stop_below, np.inf)})
+            'final_error': np.nextafter(stop_below, np.inf)})
     with _quiet_and_temporary(), _numpy_seeded(seed):
         scheduler = make_scheduler(method, config_space, seed, max_epochs,
                                    grace_period, reduction_factor, brackets)
         _tuner_class()(
             trial_backend=backend, scheduler=scheduler,
             stop_criterion=stop, n_workers=n_workers, sleep_time=0,
-            callbacks=[callback],
-            asynchronous_scheduling=(method != 'ASHA in rounds'),
-            save_tuner=False).run()
+            callbacks=[callback], save_tuner=False).run()
     configs = _configs(curves)
-    results = _results(callback.dataframe(), configs, max_wallclock_time)
+    results = _results(callback.dataframe(), configs, max_wallclock_time,
+                       max_epochs, once=method in REPORTS_ONCE)
     return Simulation(results, _trials(results, backend, configs,
                                        max_epochs, max_wallclock_time))
 
@@ -407,7 +469,9 @@ def _configs(curves):
     return configs
 
 
-def _results(raw, configs, max_wallclock_time):
+def _results(raw, configs, max_wallclock_time, max_epochs, once=False):
+    """The simulator's reports as :class:`Simulation` holds them; with
+    ``once``, only each trial's last (as ``train_script.py`` sends)."""
     if raw.empty:  # no report within the budget
         raw = pd.DataFrame(columns=['st_tuner_time', 'st_decision',
                                     'config_config_id', 'trial_id', 'epoch',
@@ -415,12 +479,22 @@ def _results(raw, configs, max_wallclock_time):
     df = raw.rename(columns={'st_tuner_time': 'time',
                              'st_decision': 'decision',
                              'config_config_id': 'config_id'})
-    df = df[df['time'] <= max_wallclock_time]
+    if once:  # the epoch of a trial's last real report
+        last = configs['diverged_at'].reindex(df['config_id']).to_numpy()
+        df = df[df['epoch'].to_numpy() == last]
+    return _report_table(df[df['time'] <= max_wallclock_time], configs,
+                         max_epochs)
+
+
+def _report_table(df, configs, max_epochs):
     df = df.sort_values('time', kind='stable').reset_index(drop=True)
     df = df.join(configs[HYPERPARAMETERS], on='config_id')
-    df['best'] = df['validation_error'].cummin()
+    df['final'] = df['epoch'] == max_epochs  # a trial that ran all epochs
+    delivered = df['validation_error'].where(df['final'])
+    df['best'] = delivered.cummin().ffill()  # best delivered so far
     return df[['trial_id', 'config_id', *HYPERPARAMETERS, 'epoch',
-               'validation_error', 'cpu_time', 'decision', 'time', 'best']]
+               'validation_error', 'cpu_time', 'decision', 'time', 'final',
+               'best']]
 
 
 def _status(info, last, end, max_epochs, max_wallclock_time):
@@ -458,6 +532,117 @@ def _trials(results, backend, configs, max_epochs, max_wallclock_time):
                                          'status'])
     return trials.join(configs[HYPERPARAMETERS],
                        on='config_id').set_index('trial_id')
+
+
+def synchronous_sh(elapsed, errors, n_workers, eta=3, poll=0.5, clock=0):
+    """One bracket of synchronous successive halving, job by job.
+
+    Configuration ``i`` reports its validation error ``errors[i, r]`` at
+    epoch ``r``, ``elapsed[i, r]`` seconds after its process started
+    (``elapsed[i, 0]``: the start-up). All configurations train to rung
+    1; at each rung, once *every* job of the rung has ended (the
+    barrier), the best ``1/eta`` of them go on to ``eta`` times as many
+    epochs, resuming where they stopped in a new process, which pays the
+    start-up again. A free worker takes the next job at the tuner's next
+    poll. Returns the jobs as ``(i, from_epoch, to_epoch, worker, start,
+    end)``.
+    """
+    r_max = errors.shape[1] - 1
+    alive, done, rung, jobs = list(range(len(errors))), 0, 1, []
+    while True:
+        free_at = np.full(n_workers, float(clock))  # the barrier
+        for i in alive:
+            w = int(np.argmin(free_at))
+            start = poll * np.ceil(free_at[w] / poll)
+            end = start + elapsed[i, 0] + elapsed[i, rung] - elapsed[i, done]
+            jobs.append((i, done + 1, rung, w, start, end))
+            free_at[w] = end
+        clock = free_at.max()  # the slowest job of the rung
+        if rung == r_max:
+            return jobs
+        alive = sorted(alive, key=lambda i: errors[i, rung])
+        alive = alive[:max(1, len(alive) // eta)]
+        done, rung = rung, min(rung * eta, r_max)
+
+
+def synchronous_run(seed, curves, n_workers=2, max_wallclock_time=480,
+                    reduction_factor=3, sleep_time=0.5):
+    """Synchronous successive halving on ``curves``, one bracket after
+    another, each of ``reduction_factor ** k`` configurations (27 for rungs
+    1, 3, 9 and 27 epochs) drawn as :func:`sampled_configs` draws them for
+    the other methods. Returns a :class:`Simulation` whose ``jobs``
+    (one row per job of :func:`synchronous_sh`) show the barriers."""
+    max_epochs = int(curves['epoch'].max())
+    size = reduction_factor ** len(
+        rung_levels_formula(1, reduction_factor, max_epochs))
+    table = curves.pivot(index='config_id', columns='epoch')
+    elapsed = np.column_stack([table['startup_cpu_time'][1],
+                               table['cpu_time'].to_numpy()])
+    errors = np.column_stack([np.ones(len(table)),
+                              table['validation_error'].to_numpy()])
+    draws = [c['config_id'] for c in sampled_configs(seed, len(table))]
+    jobs, clock, first = [], 0.0, 0
+    while clock < max_wallclock_time and first + size <= len(draws):
+        ids = np.array(draws[first:first + size])
+        bracket = synchronous_sh(elapsed[ids], errors[ids], n_workers,
+                                 reduction_factor, sleep_time, clock)
+        jobs += [(first + i, ids[i], *rest) for i, *rest in bracket]
+        clock, first = max(job[-1] for job in bracket), first + size
+    jobs = pd.DataFrame(jobs, columns=['trial_id', 'config_id', 'from_epoch',
+                                       'to_epoch', 'worker', 'start', 'end'])
+    jobs['last_epoch'] = jobs.groupby('trial_id')['to_epoch'].transform(
+        'max')  # where the trial stops, even beyond the budget
+    jobs = jobs[jobs['start'] < max_wallclock_time].reset_index(drop=True)
+    return _synchronous_simulation(jobs, elapsed, errors, curves,
+                                   max_wallclock_time)
+
+
+def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
+    """Reports and trials of synchronous SH's ``jobs``, as
+    :func:`simulate` returns them."""
+    rows = []
+    for job in jobs.itertuples():
+        i, before = job.config_id, job.from_epoch - 1
+        for epoch in range(job.from_epoch, job.to_epoch + 1):
+            time = job.start + elapsed[i, 0] + elapsed[i, epoch] \
+                - elapsed[i, before]
+            rows.append(dict(trial_id=job.trial_id, config_id=i,
+                             epoch=epoch, time=time,
+                             validation_error=errors[i, epoch],
+                             cpu_time=elapsed[i, epoch]))
+    reports = pd.DataFrame(rows, columns=['trial_id', 'config_id', 'epoch',
+                                          'time', 'validation_error',
+                                          'cpu_time'])
+    max_epochs = int(curves['epoch'].max())
+    last = jobs.groupby('trial_id')['last_epoch'].first()
+    reports['last_epoch'] = last.reindex(reports['trial_id']).to_numpy()
+    reports['decision'] = np.where(
+        (reports['epoch'] == reports['last_epoch'])
+        & (reports['epoch'] < max_epochs), 'STOP', 'CONTINUE')
+    configs = _configs(curves)
+    results = _report_table(reports[reports['time'] <= horizon], configs,
+                            max_epochs)
+    by_trial = jobs.groupby('trial_id')
+    trials = pd.DataFrame(dict(
+        config_id=by_trial['config_id'].first(),
+        start=by_trial['start'].min(),
+        end=by_trial['end'].max().clip(upper=horizon)))
+    trials = trials.join(_synchronous_status(results, last, max_epochs))
+    return Simulation(results, trials.join(configs[HYPERPARAMETERS],
+                                           on='config_id'), jobs)
+
+
+def _synchronous_status(results, last_epoch, max_epochs):
+    """``epochs``, ``best_error`` and ``status`` of each trial, given the
+    epoch each would have stopped at without the budget."""
+    by_trial = results.groupby('trial_id')
+    epochs = by_trial['epoch'].max().reindex(last_epoch.index, fill_value=0)
+    status = np.where(epochs == max_epochs, 'completed',
+                      np.where(epochs == last_epoch, 'stopped', 'cut off'))
+    return pd.DataFrame(dict(
+        epochs=epochs, status=status,
+        best_error=by_trial['validation_error'].min()),
+        index=last_epoch.index)
 
 
 def _one_run(task):
@@ -501,106 +686,24 @@ def run_many(methods, seeds, curves, processes=None, **kwargs):
     return df[first + [c for c in df.columns if c not in first]]
 
 
-def best_at(times, errors, grid):
-    """Best error so far at each time of ``grid`` (NaN before any)."""
-    order = np.argsort(times, kind='stable')
-    times = np.asarray(times, dtype=float)[order]
-    best = np.minimum.accumulate(np.asarray(errors, dtype=float)[order])
-    idx = np.searchsorted(times, grid, side='right') - 1
-    return np.where(idx >= 0, best[np.maximum(idx, 0)], np.nan)
-
-
-def best_so_far_quantiles(runs, grid):
-    """Per method and time of ``grid``: ``median``, ``q25``, ``q75`` over
-    seeds of the best error so far (NaN until every run has reported)."""
-    rows = []
-    for method, by_method in runs.groupby('method', sort=False):
-        best = np.stack([best_at(r['time'], r['validation_error'], grid)
-                         for _, r in by_method.groupby('seed')])
-        with warnings.catch_warnings():  # all-NaN columns stay NaN
-            warnings.simplefilter('ignore', RuntimeWarning)
-            q = np.quantile(best, [0.25, 0.5, 0.75], axis=0)
-        q[:, np.isnan(best).any(axis=0)] = np.nan
-        rows.append(pd.DataFrame(dict(method=method, time=grid,
-                                      q25=q[0], median=q[1], q75=q[2])))
-    return pd.concat(rows, ignore_index=True)
-
-
-def time_to_reach(runs, target):
-    """Per ``method`` and ``seed``: first simulated time at which the best
-    error was <= ``target`` (``inf`` if never within the budget)."""
-    hit = runs[runs['validation_error'] <= target]
-    first = hit.groupby(['method', 'seed'], sort=False)['time'].min()
-    every = runs.groupby(['method', 'seed'], sort=False).size().index
-    return first.reindex(every, fill_value=np.inf).rename('time')
-
-
-def bootstrap_interval(values, statistic, n_boot=2000, seed=0):
-    """95% percentile bootstrap interval of ``statistic`` over seeds.
-
-    ``values`` is an array of shape (seeds, ...); seeds are resampled
-    with replacement, keeping each seed's entries together (paired).
-    """
-    values = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(len(values), size=(n_boot, len(values)))
-    with np.errstate(invalid='ignore'):
-        stats = np.array([statistic(values[i]) for i in idx])
-    # no interpolation, since statistics may be infinite (never reached);
-    # undefined ones (a ratio of two infinite times) are left out
-    stats = stats[~np.isnan(stats)]
-    if not len(stats):
-        return (np.nan, np.nan)
-    return tuple(np.quantile(stats, [0.025, 0.975],
-                             method='inverted_cdf'))
-
-
-def _median_ratio(pair):
-    with np.errstate(invalid='ignore'):  # inf / inf is undefined: NaN
-        return np.median(pair[:, 0]) / np.median(pair[:, 1])
-
-
-def compare(runs, target, reference='random search'):
-    """How fast each method reached ``target``, against ``reference``.
-
-    One row per method: ``median_time`` with its 95% bootstrap interval
-    (``low``, ``high``), ``ratio`` of its median time to the reference's
-    with interval (seeds resampled in pairs), ``first``: in how many seeds
-    it reached the target before the reference did (ties count half),
-    ``reached`` (share of runs), ``final_best`` (median) and ``trials``
-    (median started). Runs that never reached the target count as
-    infinitely slow.
-    """
-    times = time_to_reach(runs, target).unstack('method')
-    ref = times[reference].to_numpy()
-    rows = []
-    for method in runs['method'].unique():
-        t = times[method].to_numpy()
-        pair = np.column_stack([t, ref])
-        by_seed = runs[runs['method'] == method].groupby('seed')
-        rows.append(dict(
-            method=method, median_time=np.median(t),
-            low=bootstrap_interval(t, np.median)[0],
-            high=bootstrap_interval(t, np.median)[1],
-            ratio=_median_ratio(pair),
-            ratio_low=bootstrap_interval(pair, _median_ratio)[0],
-            ratio_high=bootstrap_interval(pair, _median_ratio)[1],
-            first=(t < ref).sum() + 0.5 * (t == ref).sum(),
-            seeds=len(t), reached=np.isfinite(t).mean(),
-            final_best=by_seed['validation_error'].min().median(),
-            trials=by_seed['n_trials'].first().median()))
-    return pd.DataFrame(rows).set_index('method')
+def heldout(seeds):
+    """As many seeds as ``seeds``, none of them: for estimating a target
+    that the runs of ``seeds`` are then compared on."""
+    seeds = list(seeds)
+    return range(max(seeds) + 1, max(seeds) + 1 + len(seeds))
 
 
 def speedup(curves, n_workers_list=(1, 2, 4, 8, 16, 32), seeds=range(50),
             target=None, max_wallclock_time=4800, **kwargs):
     """How much sooner random search reaches ``target`` with K workers.
 
-    For each K: the median over seeds of the simulated time T_K to reach
-    ``target`` (default :func:`default_target`), ``speedup`` T_1 / T_K
-    with a 95% bootstrap interval (seeds resampled in pairs; the same seed
-    draws the same configurations for every K), and ``efficiency``
-    (speed-up / K). K workers get ``max_wallclock_time / K`` seconds.
+    The clock is the recorded one for every K, as if each worker had a
+    machine of its own. For each K: the median over seeds of the time
+    T_K to deliver ``target`` (default :func:`default_target`), censored
+    at ``max_wallclock_time / K``, the share of runs that got there, and
+    ``speedup``: the median over seeds of T_1 / T_K with a 95% bootstrap
+    interval (the same seed draws the same configurations for every K).
+    ``efficiency`` is speed-up / K.
     """
     target = default_target(curves) if target is None else target
     times = {}
@@ -608,24 +711,28 @@ def speedup(curves, n_workers_list=(1, 2, 4, 8, 16, 32), seeds=range(50),
         runs = run_many(['random search'], seeds, curves, n_workers=k,
                         max_wallclock_time=max_wallclock_time / k,
                         stop_below=target, **kwargs)
-        times[k] = time_to_reach(runs, target).to_numpy()
-    rows = []
-    t1 = times[n_workers_list[0]]
-    for k, t in times.items():
-        pair = np.column_stack([t1, t])
-        low, high = bootstrap_interval(pair, _median_ratio)
-        rows.append(dict(n_workers=k, median_time=np.median(t),
-                         speedup=_median_ratio(pair), low=low, high=high,
-                         reached=np.isfinite(t).mean()))
-    table = pd.DataFrame(rows).set_index('n_workers')
-    table['efficiency'] = table['speedup'] / table.index * n_workers_list[0]
-    return table
+        times[k] = hpo_stats.times_to_target(
+            runs, target).droplevel('method').rename(k)
+    table = pd.concat(times, axis=1).rename_axis(columns='method').stack()
+    table = table.swaplevel().rename('time')
+    paired = hpo_stats.paired_comparison(
+        table, {k: max_wallclock_time / k for k in n_workers_list},
+        reference=n_workers_list[0])
+    paired = paired.rename_axis('n_workers')
+    result = pd.DataFrame(dict(
+        median_time=paired['median_time'], speedup=1 / paired['ratio'],
+        low=1 / paired['high'], high=1 / paired['low'],
+        reached=paired['reached']))
+    result['efficiency'] = result['speedup'] / result.index \
+        * n_workers_list[0]
+    return result
 
 
 def default_target(curves, quantile=0.1):
-    """An error only the best ``quantile`` of the configurations reach."""
-    best = curves.groupby('config_id')['validation_error'].min()
-    return float(best.quantile(quantile))
+    """A final error only the best ``quantile`` of the configurations
+    deliver."""
+    final = curves[curves['epoch'] == curves['epoch'].max()]
+    return float(final['validation_error'].quantile(quantile))
 
 
 def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
@@ -634,42 +741,44 @@ def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
 
     For every number of epochs in ``epoch_budgets`` (curves :func:`cut`
     to it) and start-up cost in ``startups`` (:func:`with_startup`): the
-    target is random search's median best error after
-    ``max_wallclock_time``; both methods run for twice that. One row per
-    variant with the target, both median times, ``ratio`` (ASHA / random
-    search) and its 95% bootstrap interval.
+    target is random search's median delivered error after
+    ``max_wallclock_time``, from :func:`heldout` seeds; both methods run
+    for twice that on ``seeds``. One row per variant with the target,
+    both median times, ``ratio`` (ASHA / random search, paired by seed)
+    and its 95% bootstrap interval.
     """
     rows = []
+    horizon = 2 * max_wallclock_time
     for epochs in epoch_budgets:
         for startup in startups:
             variant = with_startup(cut(curves, epochs), startup)
-            rs = run_many(['random search'], seeds, variant,
-                          n_workers=n_workers,
-                          max_wallclock_time=2 * max_wallclock_time,
-                          **kwargs)
-            target = best_so_far_quantiles(
-                rs, [max_wallclock_time])['median'].item()
-            asha = run_many(['ASHA'], seeds, variant, n_workers=n_workers,
-                            max_wallclock_time=2 * max_wallclock_time,
-                            stop_below=target, **kwargs)
-            runs = pd.concat([rs, asha], ignore_index=True)
-            row = compare(runs, target).loc['ASHA']
-            rows.append(dict(epochs=epochs, startup=startup, target=target,
-                             rs_time=compare(rs, target)['median_time']
-                             .item(), asha_time=row['median_time'],
-                             ratio=row['ratio'], low=row['ratio_low'],
-                             high=row['ratio_high']))
+            target = hpo_stats.target_error(run_many(
+                ['random search'], heldout(seeds), variant,
+                n_workers=n_workers, max_wallclock_time=max_wallclock_time,
+                **kwargs), max_wallclock_time)
+            runs = pd.concat([run_many(
+                [method], seeds, variant, n_workers=n_workers,
+                max_wallclock_time=horizon, stop_below=target, **kwargs)
+                for method in ('random search', 'ASHA')])
+            table = hpo_stats.paired_comparison(
+                hpo_stats.times_to_target(runs, target), horizon)
+            rows.append(dict(
+                epochs=epochs, startup=startup, target=target,
+                rs_time=table.loc['random search', 'median_time'],
+                asha_time=table.loc['ASHA', 'median_time'],
+                **table.loc['ASHA', ['ratio', 'low', 'high']]))
     return pd.DataFrame(rows)
 
 
 def cached(path, compute, **params):
     """``compute(**params)``, stored in the CSV file ``path``.
 
-    The file's first line records the function, the parameters and a hash
+    The file's first line records the function, the parameters, a hash
     of the file of every table among them (``curves`` from
-    :func:`load_curves`); a file whose line differs is recomputed and
-    overwritten, so deleting it, changing a parameter or re-recording the
-    curves all lead to a fresh computation. A named index is kept. The
+    :func:`load_curves`) and :data:`SIM_VERSION`; a file whose line
+    differs is recomputed and overwritten, so deleting it, changing a
+    parameter, re-recording the curves or a new version of this module
+    all lead to a fresh computation. A named index is kept. The
     table is always returned as read from the file, so a fresh and a
     stored result print alike.
     """
@@ -678,6 +787,7 @@ def cached(path, compute, **params):
                list(v) if isinstance(v, range) else v)
            for k, v in params.items()}
     key['function'] = compute.__name__
+    key['version'] = SIM_VERSION
     line = '# ' + json.dumps(key, sort_keys=True, default=str)
     path = Path(path)
     if not (path.exists() and
@@ -694,100 +804,58 @@ def cached(path, compute, **params):
     return table.set_index(index) if index else table
 
 
-def plot_quantiles(quantiles, methods=None, target=None, ylim=None):
-    """Median (line) and quartiles (band) of the best error over time."""
+def plot_ecdf(times, horizon, methods=None):
+    """Per method, the share of runs that had delivered the target by
+    each time (an empirical distribution function of the times from
+    ``hpo_stats.times_to_target``; runs that never got there keep the
+    line below 1)."""
     from d2l import torch as d2l
     d2l.set_figsize((6, 3))
     ax = d2l.plt.gca()
-    for i, method in enumerate(methods or quantiles['method'].unique()):
-        q = quantiles[quantiles['method'] == method]
-        ax.step(q['time'], q['median'], where='post', color=f'C{i}',
-                label=f'{method} (median, quartiles)')
-        ax.fill_between(q['time'], q['q25'], q['q75'], step='post',
-                        color=f'C{i}', alpha=0.2, linewidth=0)
-    if target is not None:
-        ax.axhline(target, color='gray', linestyle=':', linewidth=1)
+    for i, method in enumerate(methods or times.index.unique('method')):
+        t = np.sort(times[method].to_numpy())
+        share = np.arange(1, len(t) + 1) / len(t)
+        within = t <= horizon
+        ax.step(np.r_[0, t[within], horizon],
+                np.r_[0, share[within], share[within][-1:]
+                      if within.any() else 0], where='post',
+                color=f'C{i}', label=method)
+    ax.set_xlim(0, horizon)
+    ax.set_ylim(0, 1.02)
     ax.set_xlabel('simulated wall-clock time (s)')
-    ax.set_ylabel('best validation error')
-    if ylim is not None:
-        ax.set_ylim(*ylim)
+    ax.set_ylabel('share of runs at the target')
     ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
     return ax
 
 
-def where_run_fell(times, errors, runs, horizon):
-    """Place a real run among simulated runs of the same method.
-
-    ``times``, ``errors``: the real run's reports (seconds since it
-    started, validation errors); ``runs``: :func:`run_many` output of one
-    method. Returns the real best error at ``horizon``, the simulated
-    quartiles there, the share of simulated runs that were worse, and
-    the time of the real run's last improvement.
-    """
-    real = best_at(times, errors, [horizon])[0]
-    simulated = np.array([best_at(r['time'], r['validation_error'],
-                                  [horizon])[0]
-                          for _, r in runs.groupby('seed')])
-    times, errors = np.asarray(times, float), np.asarray(errors, float)
-    within = times <= horizon
-    improved = times[within][errors[within] == real].min()
-    return dict(best=real, q25=np.quantile(simulated, 0.25),
-                median=np.median(simulated),
-                q75=np.quantile(simulated, 0.75),
-                worse=float(np.mean(simulated > real)),
-                last_improvement=float(improved), seeds=len(simulated))
-
-
-def describe_run(place, horizon):
-    """One sentence that says where a real run fell, from
-    :func:`where_run_fell`."""
-    share = place['worse']
-    verdict = ('a lucky run' if share >= 0.75 else
-               'an unlucky run' if share <= 0.25 else 'a typical run')
-    return (f'After {horizon:.0f} s this run\'s best validation error was '
-            f'{place["best"]:.4f}, found at {place["last_improvement"]:.0f}'
-            f' s; {100 * share:.0f}% of {place["seeds"]} simulated runs '
-            f'ended worse (simulated median {place["median"]:.4f}, '
-            f'quartiles {place["q25"]:.4f} to {place["q75"]:.4f}): '
-            f'{verdict}.')
-
-
-def plot_run_over_band(times, errors, sims=None, label='this run'):
-    """A real run's best error so far, over the median and quartiles of
-    simulated runs (:func:`run_many` output of one method) if given.
-
-    The y-axis is zoomed to where the curves are after the first tenth of
-    the run.
-    """
+def plot_run_over_band(reports, sims, horizon, label='this run'):
+    """A real run's best delivered error so far, over the pointwise
+    median and quartiles of simulated runs of one method
+    (:func:`run_many` output) if ``sims`` is not None."""
     from d2l import torch as d2l
-    times, errors = np.asarray(times, float), np.asarray(errors, float)
-    order = np.argsort(times, kind='stable')
-    times, best = times[order], np.minimum.accumulate(errors[order])
     d2l.set_figsize((6, 3))
     ax = d2l.plt.gca()
-    horizon = times.max()
-    low, high = best.min(), best[times >= horizon / 10][0]
+    grid = np.linspace(0, horizon, 400)
+    real = hpo_stats.best_at(reports, grid)
+    values = [real]
     if sims is not None:
-        grid = np.linspace(0, sims['time'].max(), 400)
-        q = best_so_far_quantiles(sims, grid)
-        method = q['method'].iloc[0]
-        ax.fill_between(q['time'], q['q25'], q['q75'], step='post',
-                        color='C0', alpha=0.2, linewidth=0,
-                        label=f'simulated {method}: quartiles')
-        ax.step(q['time'], q['median'], where='post', color='C0',
-                label=f'simulated {method}: median')
-        horizon = max(horizon, grid[-1])
-        after = q[q['time'] >= horizon / 10]
-        low = min(low, after['q25'].min())
-        high = max(high, after['median'].iloc[0])
-    ax.step(times, best, where='post', color='C3', linewidth=2,
-            label=label)
-    margin = 0.1 * (high - low) + 0.002
-    ax.set_ylim(low - margin, min(1.0, high + margin))
+        q = hpo_stats.best_so_far_quantiles(sims, grid)
+        ax.fill_between(grid, q['q25'], q['q75'], step='post', color='C0',
+                        alpha=0.2, linewidth=0,
+                        label='simulated: quartiles at each time')
+        ax.step(grid, q['median'], where='post', color='C0',
+                label='simulated: median at each time')
+        values.append(q['median'].to_numpy())
+    ax.step(grid, real, where='post', color='C3', linewidth=2, label=label)
+    shown = np.concatenate([v[grid >= horizon / 4] for v in values])
+    shown = shown[np.isfinite(shown)]
+    if len(shown):
+        margin = 0.1 * np.ptp(shown) + 0.002
+        ax.set_ylim(shown.min() - margin, shown.max() + margin)
     ax.set_xlim(0, horizon)
     ax.set_xlabel('wall-clock time (s)')
-    ax.set_ylabel('best validation error')
+    ax.set_ylabel('best delivered error')
     ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
     return ax

@@ -436,10 +436,12 @@ def _trial_row(trial_dir, t0, reports):
 
 
 def report_times(exp):
-    """Reports with ``time``: seconds since the tuner started (worker side)."""
+    """Reports with ``time``: seconds since the tuner started (worker side),
+    and ``final``: the report of a trial that ran all its epochs."""
     df = exp.results.copy()
     df['time'] = (df['st_worker_timestamp']
                   - exp.metadata['st_tuner_start_timestamp'])
+    df['final'] = df['epoch'] == df['config_max_epochs']
     return df
 
 

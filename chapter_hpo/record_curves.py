@@ -51,10 +51,10 @@ def sample_configs(n, seed):
              for name, domain in space.items()} for _ in range(n)]
 
 
-def header(setup, seed):
+def header(setup, seed, n_workers):
     """The lines that must match for a file to be extended."""
     fixed = ' '.join(f'{k}={v}' for k, v in setup.constants.items())
-    return [f'# set-up: {fixed} threads_per_trial=1',
+    return [f'# set-up: {fixed} threads_per_trial=1 n_workers={n_workers}',
             f'# seed: {seed} (configuration i is the i-th draw from the '
             'search space)']
 
@@ -198,7 +198,7 @@ def main():
     sys.path.insert(0, str(HERE))
     import hpo_utils
     setup = hpo_utils.choose_setup(args.budget, n_gpus=0)
-    lines = header(setup, args.seed)
+    lines = header(setup, args.seed, args.n_workers)
     done = recorded_ids(args.output, lines)
     todo = [i for i in range(args.n_configs) if i not in done]
     now = datetime.datetime.now().isoformat(timespec='minutes')

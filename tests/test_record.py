@@ -41,7 +41,7 @@ def test_records_and_resumes(tmp_path):
     header = [line for line in out.read_text().splitlines()
               if line.startswith('#')]
     assert header[1] == ('# set-up: max_epochs=9 model=lenet image_size=28 '
-                         'n_train=1000 threads_per_trial=1')
+                         'n_train=1000 threads_per_trial=1 n_workers=2')
     assert any(line.startswith('# resumed with 2 done') for line in header)
     # configuration i does not depend on how many are recorded
     import record_curves

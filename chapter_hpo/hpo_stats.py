@@ -1,0 +1,156 @@
+"""Statistics over tuning runs, real or simulated, on one definition.
+
+*The error a tuner delivers* is the validation error at the last epoch of
+a trial that ran all its epochs (nothing here is checkpointed, so a trial
+stopped early delivers nothing). A run's *time to a target* is the end of
+the first such trial at or below the target; a run that never got there
+is *censored* at its horizon. Every function below works on reports with
+the columns ``time``, ``validation_error`` and ``final`` (the report of a
+trial that ran all its epochs), as :mod:`hpo_sim` makes them and as
+``hpo_utils.report_times`` gives them for a real run.
+"""
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+def delivered(reports):
+    """The reports of trials that ran all their epochs."""
+    return reports[reports['final'].astype(bool)]
+
+
+def best_at(reports, grid):
+    """Best delivered error at each time of ``grid`` (NaN before any)."""
+    done = delivered(reports).sort_values('time', kind='stable')
+    best = np.minimum.accumulate(done['validation_error'].to_numpy(float))
+    idx = np.searchsorted(done['time'].to_numpy(float), grid,
+                          side='right') - 1
+    return np.where(idx >= 0, best[np.maximum(idx, 0)], np.nan)
+
+
+def target_error(runs, horizon):
+    """The median over runs of the best delivered error at ``horizon``
+    (a run that delivered nothing by then counts as worst)."""
+    best = [best_at(r, [horizon])[0] for _, r in runs.groupby('seed')]
+    return float(np.median(np.nan_to_num(best, nan=np.inf)))
+
+
+def times_to_target(runs, target):
+    """Per ``method`` and ``seed``: the time the run first delivered an
+    error at or below ``target`` (``inf``: never)."""
+    hit = delivered(runs)
+    hit = hit[hit['validation_error'] <= target]
+    first = hit.groupby(['method', 'seed'], sort=False)['time'].min()
+    every = runs.groupby(['method', 'seed'], sort=False).size().index
+    return first.reindex(every, fill_value=np.inf).rename('time')
+
+
+def _interval(values, statistic):
+    """95% percentile bootstrap interval of ``statistic`` (scipy)."""
+    values = np.asarray(values, dtype=float)
+    if len(np.unique(values)) == 1:  # no spread: the interval is a point
+        return (statistic(values),) * 2
+    ci = stats.bootstrap((values,), statistic, method='percentile',
+                         n_resamples=2000, random_state=0).confidence_interval
+    return float(ci.low), float(ci.high)
+
+
+def paired_comparison(times, horizon, reference='random search'):
+    """Each method's times to a target against ``reference``'s, seed by
+    seed (the same seed offers every method the same configurations).
+
+    ``times`` comes from :func:`times_to_target`; times are censored at
+    ``horizon`` (or at ``horizon[method]``, a mapping). One row per
+    method: ``reached`` (share of runs), ``median_time`` (censored),
+    ``ratio``: the median over seeds of the
+    ratio of its time to the reference's, computed on log ratios, with a
+    95% percentile bootstrap interval (``low``, ``high``), and ``first``:
+    the share of seeds in which it got there before the reference (ties
+    count half), with its interval.
+    """
+    wide = times.unstack('method')
+    limit = (pd.Series(horizon) if isinstance(horizon, dict) else
+             pd.Series(horizon, index=wide.columns))
+    censored = wide.clip(upper=limit, axis=1)
+    ref = censored[reference].to_numpy()
+    rows = []
+    for method in censored.columns:
+        t = censored[method].to_numpy()
+        logs = np.log(t / ref)
+        first = (t < ref) + 0.5 * (t == ref)
+        rows.append(dict(
+            method=method, reached=np.isfinite(wide[method]).mean(),
+            median_time=np.median(t), ratio=np.exp(np.median(logs)),
+            **dict(zip(('low', 'high'),
+                       np.exp(_interval(logs, np.median)))),
+            first=first.mean(),
+            **dict(zip(('first_low', 'first_high'),
+                       _interval(first, np.mean))),
+            seeds=len(t)))
+    return pd.DataFrame(rows).set_index('method')
+
+
+def best_so_far_quantiles(runs, grid):
+    """Per method and time of ``grid``: ``median``, ``q25``, ``q75`` over
+    seeds of the best delivered error so far, each time on its own
+    (pointwise quantiles, not a set of whole runs); NaN until every run
+    has delivered."""
+    rows = []
+    for method, by_method in runs.groupby('method', sort=False):
+        best = np.stack([best_at(r, grid)
+                         for _, r in by_method.groupby('seed')])
+        with np.errstate(invalid='ignore'):  # inf - inf in interpolation
+            q = np.quantile(np.nan_to_num(best, nan=np.inf),
+                            [0.25, 0.5, 0.75], axis=0)
+        q[:, np.isnan(best).any(axis=0)] = np.nan
+        rows.append(pd.DataFrame(dict(method=method, time=grid,
+                                      q25=q[0], median=q[1], q75=q[2])))
+    return pd.concat(rows, ignore_index=True)
+
+
+def share_below(values, value):
+    """The share of ``values`` below ``value``, ties counting half."""
+    values = np.asarray(values, dtype=float)
+    return float((values < value).mean() + 0.5 * (values == value).mean())
+
+
+def place_run(reports, n_trials, sims, horizon):
+    """Where a real run fell among simulated runs of its set-up.
+
+    ``reports``: the real run's (``time``, ``validation_error``,
+    ``final``); ``n_trials``: the trials it started; ``sims``:
+    ``hpo_sim.run_many`` output of one method over ``horizon`` seconds.
+    Returns the trial counts (real, simulated median, 10% and 90%
+    quantiles, share of simulated runs with fewer trials) and the best
+    delivered errors (real, simulated median and quartiles, share of
+    simulated runs that delivered worse; ties count half, and a run that
+    delivered nothing counts as worst).
+    """
+    counts = sims.groupby('seed')['n_trials'].first()
+    best = np.nan_to_num([best_at(r, [horizon])[0]
+                          for _, r in sims.groupby('seed')], nan=np.inf)
+    real = np.nan_to_num(best_at(reports, [horizon])[0], nan=np.inf)
+    with np.errstate(invalid='ignore'):  # inf - inf in interpolation
+        q25, median, q75 = np.quantile(best, [0.25, 0.5, 0.75])
+    return dict(
+        trials=n_trials, trials_median=counts.median(),
+        trials_10=counts.quantile(0.1), trials_90=counts.quantile(0.9),
+        fewer=share_below(counts, n_trials), best=real,
+        median=median, q25=q25, q75=q75,
+        worse=1 - share_below(best, real),
+        seeds=len(counts))
+
+
+def describe_run(place, horizon):
+    """Two sentences on where a real run fell, from :func:`place_run`."""
+    inside = place['trials_10'] <= place['trials'] <= place['trials_90']
+    return (
+        f'In {horizon:.0f} s this run started {place["trials"]} trials; '
+        f'{place["seeds"]} simulated runs of its set-up started '
+        f'{place["trials_10"]:g} to {place["trials_90"]:g} (10% to 90%), '
+        f'median {place["trials_median"]:g}, so the real run is '
+        f'{"inside" if inside else "OUTSIDE"} that range. Its best '
+        f'delivered error was {place["best"]:.4f}; '
+        f'{100 * place["worse"]:.0f}% of the simulated runs delivered '
+        f'worse (median {place["median"]:.4f}, quartiles '
+        f'{place["q25"]:.4f} to {place["q75"]:.4f}).')
