@@ -1,6 +1,7 @@
 """The simulator's runs against real runs of the chapter (calibration).
 
-    .venv/bin/python -m benchmarks.calibration [--seeds 5] [--write]
+    .venv/bin/python -m benchmarks.calibration [--seeds 5]
+        [--methods ASHA ...] [--write]
 
 Makes real tuning runs in the set-up the recorded table was made with
 (the CPU set-up, 2 trials of one thread each at a time), for each seed
@@ -16,14 +17,15 @@ seed try the same configurations in the same order.
 Every run's trials and reports are kept in ``benchmarks/calibration/``
 (one CSV each), so that the simulator can be checked against them again
 without running them; a run whose files exist is not made again, so an
-interrupted calibration resumes. Then each real run is placed among the
-simulated runs of the same set-up and budget (50 seeds): its number of
-trials against the simulated ones, and the share of simulated runs that
-started fewer trials or ended with a worse best validation error (ties
-count half). The best error is what the run's reports can show: for
-random search, which reports once at the end, the best error of a
-completed trial; for ASHA, the best error reported at any epoch.
-``--write`` puts that table into ``benchmarks/results.md``.
+interrupted calibration resumes. Then each real run is placed among 50
+simulated runs of the same set-up and budget on its own clock: the
+recorded times scaled by the speed factor measured on that real run
+(``hpo_sim.speed_factor``), as the sections do with theirs. The table
+gives its number of trials against the simulated ones, and the share of
+simulated runs that started fewer trials or delivered a worse error
+(``hpo_stats``'s definition: the best final error of a trial that ran all
+its epochs; ties count half). ``--write`` puts it into
+``benchmarks/results.md``.
 
 About 65 minutes with 5 seeds on an idle 2-core machine; the load
 average before and after each run is kept with it.
@@ -44,11 +46,13 @@ from benchmarks import results_block
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'chapter_hpo'))
 import hpo_sim  # noqa: E402
+import hpo_stats  # noqa: E402
 import hpo_utils  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / 'calibration'
 METHODS = {'random search': ('train_script.py', 480),
            'ASHA': ('train_script_report_eachepoch.py', 240)}
+PLACEMENT = OUT / 'placement.csv'  # what sh-async.md cites
 N_POINTS = 400  # far more configurations than a run can try
 N_SIMULATED = 50
 
@@ -108,11 +112,11 @@ def real_run(method, seed, curves, setup):
     return trials, reports[[c for c in keep if c in reports.columns]]
 
 
-def make_runs(seeds, curves, setup):
+def make_runs(seeds, curves, setup, methods=tuple(METHODS)):
     """Every real run not made yet, saved as soon as it ends."""
     OUT.mkdir(exist_ok=True)
     for seed in seeds:
-        for method in METHODS:
+        for method in methods:
             name = slug(method, seed)
             kept = OUT / f'{name}-trials.csv'
             if kept.exists():
@@ -128,64 +132,76 @@ def make_runs(seeds, curves, setup):
             trials.to_csv(OUT / f'{name}-trials.csv')  # last: complete
 
 
-def placement(method, seeds, curves, setup):
-    """Each real run of ``method`` among the simulated runs: one row each.
-    """
+def kept_run(method, seed):
+    """A kept real run: its trials (by ``trial_id``) and its reports."""
+    name = slug(method, seed)
+    trials = pd.read_csv(OUT / f'{name}-trials.csv', index_col='trial_id')
+    reports = pd.read_csv(OUT / f'{name}-reports.csv')
+    return trials, reports.assign(
+        final=reports['epoch'] == trials['max_epochs'].iloc[0])
+
+
+def kept_seeds(method):
+    """The seeds of the kept real runs of ``method``."""
+    prefix = slug(method, '')
+    return sorted(int(p.name[len(prefix):-len('-trials.csv')])
+                  for p in OUT.glob(f'{prefix}*-trials.csv'))
+
+
+def placement(method, curves, setup):
+    """Each kept real run of ``method`` among simulated runs on its own
+    clock: the recorded times scaled by the speed factor measured on that
+    run. One row per run."""
     seconds = METHODS[method][1]
-    sims = hpo_sim.run_many([method], range(N_SIMULATED), curves,
-                            n_workers=setup.n_workers,
-                            max_wallclock_time=seconds)
-    counts = sims.groupby('seed')['n_trials'].first()
-    if method == 'random search':  # what reports at the end can show
-        sims = sims[sims['epoch'] == setup.constants['max_epochs']]
-    bests = sims.groupby('seed')['validation_error'].min().reindex(
-        counts.index, fill_value=np.inf)
     rows = []
-    for seed in seeds:
-        name = slug(method, seed)
-        trials = pd.read_csv(OUT / f'{name}-trials.csv')
-        reports = pd.read_csv(OUT / f'{name}-reports.csv')
-        n, best = len(trials), reports['validation_error'].min()
-        rows.append(dict(
-            method=method, seed=seed, real_trials=n,
-            simulated_same_seed=int(counts[seed]),
-            simulated_median=float(counts.median()),
-            simulated_10=float(counts.quantile(0.1)),
-            simulated_90=float(counts.quantile(0.9)),
-            fewer_trials=share_below(counts, n),
-            real_best=best, worse_best=1 - share_below(bests, best)))
+    for seed in kept_seeds(method):
+        trials, reports = kept_run(method, seed)
+        factor = hpo_sim.speed_factor(reports, trials, curves)
+        sims = hpo_sim.run_many(
+            [method], range(N_SIMULATED), hpo_sim.scaled(curves, factor),
+            n_workers=setup.n_workers, max_wallclock_time=seconds)
+        place = hpo_stats.place_run(reports, len(trials), sims, seconds)
+        same = sims[sims['seed'] == seed]['n_trials'].iloc[0]
+        rows.append(dict(method=method, seed=seed, factor=factor,
+                         simulated_same_seed=int(same), **place))
     return pd.DataFrame(rows)
-
-
-def share_below(values, value):
-    """The share of ``values`` below ``value``, ties counting half."""
-    return float((values < value).mean() + 0.5 * (values == value).mean())
 
 
 def result_rows(table):
     """Rows for ``benchmarks/results.md``: one per real run, one summary
     per method."""
     rows = []
-    for _, r in table.iterrows():
-        rows.append(('calibration', f'{r.method}, seed {r.seed}: trials '
-                     'real (simulated, same seed); simulated runs with '
-                     'fewer trials; with a worse best error',
-                     f'{r.real_trials} ({r.simulated_same_seed}); '
-                     f'{100 * r.fewer_trials:.0f}%; '
-                     f'{100 * r.worse_best:.0f}%'))
+    for r in table.itertuples():
+        rows.append((
+            'calibration', f'{r.method}, seed {r.seed}: speed factor; '
+            'trials real (simulated, same seed), simulated median '
+            f'[10%, 90%] of {N_SIMULATED}; simulated runs with fewer '
+            'trials; with a worse delivered error',
+            f'{r.factor:.3f}; {r.trials} ({r.simulated_same_seed}), '
+            f'{r.trials_median:g} [{r.trials_10:g}, {r.trials_90:g}]; '
+            f'{100 * r.fewer:.0f}%; {100 * r.worse:.0f}%'))
     for method, t in table.groupby('method', sort=False):
-        rows.append(('calibration', f'{method}: median trials real, '
-                     f'simulated [10%, 90%] of {N_SIMULATED} seeds',
-                     f'{t.real_trials.median():g}, '
-                     f'{t.simulated_median.iloc[0]:g} '
-                     f'[{t.simulated_10.iloc[0]:g}, '
-                     f'{t.simulated_90.iloc[0]:g}]'))
+        inside = ((t.trials_10 <= t.trials) & (t.trials <= t.trials_90))
+        gap = t.trials.median() / t.trials_median.median() - 1
+        paired = (t.trials / t.simulated_same_seed).median() - 1
+        rows.append((
+            'calibration', f'{method}: median trials real, simulated '
+            '(median of the runs\' medians); median of real / simulated '
+            'with the same seed; real runs inside their simulated 10-90% '
+            'range',
+            f'{t.trials.median():g}, {t.trials_median.median():g} '
+            f'({100 * gap:+.0f}%); {100 * paired:+.0f}%; '
+            f'{inside.sum()} of {len(t)}'))
     return rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--seeds', type=int, default=5)
+    parser.add_argument('--seeds', type=int, default=5,
+                        help='make the runs of seeds 0 to SEEDS - 1')
+    parser.add_argument('--methods', nargs='+', default=list(METHODS),
+                        choices=list(METHODS), metavar='METHOD',
+                        help=f'of {list(METHODS)} (default: both)')
     parser.add_argument('--write', action='store_true',
                         help='write the comparison to results.md')
     args = parser.parse_args(argv)
@@ -196,23 +212,26 @@ def main(argv=None):
         hpo_utils.choose_setup('full', n_gpus=0), n_workers=2,
         threads_per_trial=int(recorded['threads_per_trial']))
     curves = hpo_sim.load_curves(hpo_sim.CURVES)
-    seeds = range(args.seeds)
-    make_runs(seeds, curves, setup)
-    table = pd.concat([placement(m, seeds, curves, setup)
-                       for m in METHODS], ignore_index=True)
+    make_runs(range(args.seeds), curves, setup, args.methods)
+    table = pd.concat([placement(m, curves, setup) for m in METHODS],
+                      ignore_index=True)
     print(table.round(4).to_string(index=False))
+    for row in result_rows(table):
+        print(' | '.join(row[1:]))
     if args.write:
+        table.to_csv(PLACEMENT, index=False, float_format='%.6g')
         results_block.write(
             'calibration', 'Calibration of the simulator',
-            f'Made by `python -m benchmarks.calibration --seeds '
-            f'{args.seeds} --write` on {datetime.date.today()} '
-            f'({results_block.machine()}): real runs of the recorded set-up '
-            f'({setup.n_workers} workers of {setup.threads_per_trial} '
-            f'thread, {setup.constants}; random search for '
-            f'{METHODS["random search"][1]} s, ASHA for '
-            f'{METHODS["ASHA"][1]} s; kept in benchmarks/calibration/) '
-            f'among {N_SIMULATED} simulated runs of the same set-up and '
-            'budget.',
+            f'Made by `python -m benchmarks.calibration --write` on '
+            f'{datetime.date.today()} ({results_block.machine()}) from the '
+            'real runs kept in benchmarks/calibration/ (made there by '
+            '`--seeds N [--methods ...]`, on the same machine): runs of the '
+            f'recorded set-up ({setup.n_workers} workers of '
+            f'{setup.threads_per_trial} thread, {setup.constants}; random '
+            f'search for {METHODS["random search"][1]} s, ASHA for '
+            f'{METHODS["ASHA"][1]} s) among {N_SIMULATED} simulated runs '
+            'of the same set-up and budget, whose recorded times are '
+            'scaled by the speed factor measured on the real run.',
             result_rows(table))
 
 
