@@ -15,7 +15,7 @@ from conftest import (BUILD, EXPERIMENTS, ROOT, busy_by_sampling,
                       epochs_where_asha_stops)
 
 pytestmark = pytest.mark.book
-SECTIONS = {'rs-async': 5, 'sh-async': 6}  # section: figures it draws
+SECTIONS = {'rs-async': 5, 'sh-async': 7}  # section: figures it draws
 
 
 def outputs(name):
@@ -75,6 +75,50 @@ def test_busy_fraction_is_computed_from_the_run(html_build, name):
     assert float(busy) == pytest.approx(100 * sampled, abs=1.0)
 
 
+PLACED = re.compile(
+    r'speed factor: this machine took ([\d.]+) times the recorded time.*?'
+    r'In (\d+) s this run started (\d+) trials; (\d+) simulated runs of '
+    r'its set-up started ([\d.]+) to ([\d.]+) \(10% to 90%\), median '
+    r'[\d.]+, so the real run is (inside|OUTSIDE) that range', re.S)
+
+
+@pytest.mark.parametrize('name', sorted(SECTIONS))
+def test_real_run_is_placed_among_simulations_on_its_clock(html_build,
+                                                           name):
+    """The speed factor printed is the one the run's own reports give,
+    and the placement counts the run's trials."""
+    import hpo_sim
+    text = text_of(outputs(name)[1])
+    m = PLACED.search(text)
+    assert m, text[-3000:]
+    factor, _, n_trials, seeds, low, high, verdict = m.groups()
+    exp = experiment(text)
+    trials = hpo_utils.trial_table(exp)
+    curves = hpo_sim.load_curves(hpo_sim.TEST_CURVES)
+    measured = hpo_sim.speed_factor(hpo_utils.report_times(exp), trials,
+                                    curves)
+    assert float(factor) == pytest.approx(measured, abs=0.0006)
+    assert int(n_trials) == len(trials) and int(seeds) == 20
+    inside = float(low) <= int(n_trials) <= float(high)
+    assert verdict == ('inside' if inside else 'OUTSIDE')
+
+
+def test_methods_are_compared_on_the_delivered_error(html_build):
+    text = text_of(outputs('sh-async')[1])
+    idle = re.search(r'synchronous SH: workers idle (\d+)% of', text)
+    assert idle and 0 < int(idle.group(1)) < 100
+    ranked = re.findall(r'^(ASHA|Hyperband|synchronous SH): ([\d.]+) of '
+                        r'random search\'s time \[([\d.]+), ([\d.]+)\]',
+                        text, re.M)
+    assert sorted(r[0] for r in ranked) == ['ASHA', 'Hyperband',
+                                            'synchronous SH']
+    ratios = [float(r[1]) for r in ranked]
+    assert ratios == sorted(ratios)  # ranked by the paired ratio
+    for _, ratio, low, high in ranked:
+        assert float(low) <= float(ratio) <= float(high)
+    assert 'real runs inside their simulated 10% to 90% range' in text
+
+
 def test_rung_levels_printed_are_where_asha_stops(html_build):
     text = text_of(outputs('sh-async')[1])
     m = re.search(r'rung levels: \[([\d, ]+)\] ; r_max = (\d+)', text)
@@ -114,5 +158,10 @@ def test_ray_section_checked_its_decisions_and_cleaned_up(html_build):
                   text)
     assert m and m.group(1) == m.group(2), text[-3000:]
     assert 'Ray processes still running: 0' in text
+    assert re.search(r'stopped by Ray Tune, continued by Syne Tune +\d+',
+                     text)
+    # both libraries ran the seeded list in order (else the cell raises)
+    assert re.search(r'configurations run in the order of the list: Ray '
+                     r'Tune \d+, Syne Tune \d+ of \d+', text), text[-3000:]
     svgs = [o for o in outs if 'data' in o and 'image/svg+xml' in o.data]
     assert len(svgs) >= 1
