@@ -312,16 +312,19 @@ def main():
 
 
 def previous_rows(path):
-    """The rows of run_all's table in ``path``, and when it was made."""
+    """The rows of run_all's table in ``path``, and when (and on which
+    machine) it was made."""
     if not path.exists():
         return [], ''
     head = path.read_text().split('\n## ', 1)[0].split('<!--', 1)[0]
     made = re.search(r'^Made by .* on (\d{4}-\d\d-\d\d)', head, re.M)
+    machine_line = re.search(r'^Machine: (.*)\.$', head, re.M)
     rows = [tuple(cell.strip() for cell in line.strip('|').split(' | '))
             for line in head.splitlines()
             if line.startswith('| ') and not line.startswith('| part |')]
     return ([row for row in rows if len(row) == 3],
-            made.group(1) if made else 'an unknown date')
+            (made.group(1) if made else 'an unknown date')
+            + (f' ({machine_line.group(1)})' if machine_line else ''))
 
 
 def with_head(path, head):
