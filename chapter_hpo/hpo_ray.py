@@ -384,23 +384,6 @@ def configurations_run(trials, configs):
     return len(ordered)
 
 
-def brief_logger():
-    """``hpo_utils.plain_logger`` without a line per trial that started or
-    completed: the tuner's log is a few lines (what it runs, its status
-    at the end, where the results are, and any failed trial)."""
-    import hpo_utils
-    plain = type(hpo_utils.plain_logger())
-
-    class BriefLogger(plain):
-        def print_trial_started(self, trial_id, config):
-            pass
-
-        def print_trial_completed(self, trial_id):
-            pass
-
-    return BriefLogger(use_colors=False, use_emojis=False)
-
-
 def trial_args(config):
     """The training arguments of a trial, checked as on the command line."""
     parser = make_parser('a Ray Tune trial')

@@ -268,18 +268,18 @@ def search_space():
             'batch_size': randint(16, 256)}
 
 
-FIXED_ARGUMENTS = ('max_epochs', 'model', 'image_size', 'n_train')
-
 
 def plain_logger():
-    """Syne Tune's ``TunerLogger`` without colour, emoji and long tables.
+    """Syne Tune's ``TunerLogger`` cut to a few lines, without colour and
+    emoji.
 
     Compared with ``TunerLogger(use_colors=False, use_emojis=False)``:
 
     * the header is two lines: the experiment's name (no paths), and the
       scheduler, workers and backend;
-    * a started trial shows only the tuned hyperparameters, rounded (the
-      fixed arguments are printed once, by ``choose_setup``);
+    * no line for each trial that starts or completes (the trial table
+      that the sections print afterwards holds them; a failed trial is
+      still reported);
     * the periodic status is one line instead of a table of all trials;
     * the last line names the experiment's folder relative to Syne Tune's
       experiments folder (``$SYNETUNE_FOLDER`` or ``~/syne-tune``), and
@@ -298,11 +298,10 @@ def plain_logger():
                   f'workers ({backend_name})')
 
         def print_trial_started(self, trial_id, config):
-            tuned = ', '.join(
-                f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
-                for k, v in config.items() if k not in FIXED_ARGUMENTS)
-            print(f'{self._get_timestamp()} trial {trial_id} started: '
-                  f'{tuned}')
+            pass
+
+        def print_trial_completed(self, trial_id):
+            pass
 
         def print_tuning_status(self, tuning_status):
             print(_status_line(tuning_status))

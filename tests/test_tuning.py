@@ -119,14 +119,13 @@ def test_tuner_log_is_short_and_names_no_path(asha_experiment):
     n_trials = len(hpo_utils.trial_table(exp))
     assert lines[0] == f'experiment {exp.name}'
     assert lines[-1] == f'Tuning finished; results in {exp.name}/'
-    # a line when a trial starts and when one completes, a status line now
-    # and then, a few more, and no table of all trials
+    # no line per trial, a status line now and then, a few more, and no
+    # table of all trials
+    assert n_trials >= 4
+    assert not [line for line in lines
+                if ' started' in line or 'completed' in line], log
     status = [line for line in lines if 'trials running' in line]
-    started = [line for line in lines if ' started: ' in line]
-    completed = [line for line in lines if line.endswith(' completed!')]
-    assert len(started) == n_trials, log
-    others = len(lines) - len(status) - len(started) - len(completed)
-    assert others <= 6, log
+    assert len(lines) - len(status) <= 6, log
     summary = [line for line in lines if 'best validation_error' in line]
     assert len(summary) == 1 and 'finished' in summary[0]
     for path in (str(folder), str(Path.home()), str(ROOT)):
