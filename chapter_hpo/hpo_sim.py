@@ -5,10 +5,11 @@ configuration and epoch, the validation error and the CPU seconds the
 trial's process had used (start-up included). :func:`simulate` runs a
 real Syne Tune scheduler against it with ``UserBlackboxBackend``: a trial
 "trains" by looking up its next row, and simulated time jumps to the
-moment that row was reported. Random search sees one report per trial,
-at its end, as ``train_script.py`` sends; ASHA and Hyperband one per
-epoch. :func:`synchronous_sh` replays synchronous successive halving,
-which Syne Tune 0.16 does not offer. :func:`scaled` turns the recorded
+moment that row was reported. Random search's reports are reduced to one
+per trial, at its end, as ``train_script.py`` sends them (its scheduler
+ignores the others anyway); ASHA and Hyperband get one per epoch.
+:func:`synchronous_sh` replays synchronous successive halving, which Syne
+Tune 0.16 does not offer. :func:`scaled` turns the recorded
 seconds into another machine's by a speed factor that
 :func:`speed_factor` measures on a real run there.
 
@@ -47,8 +48,8 @@ COLUMNS = ['config_id', *HYPERPARAMETERS, 'epoch', 'validation_error',
 METHODS = ('random search', 'ASHA', 'Hyperband', 'synchronous SH')
 REPORTS_ONCE = ('random search',)  # its script reports at the end only
 # Part of the key of every cached simulation: raise it when a change of
-# this module changes what a simulation returns.
-SIM_VERSION = 2
+# this module or of hpo_stats changes what a cached table holds.
+SIM_VERSION = 3
 
 
 def table_setup(path):
@@ -202,14 +203,15 @@ def speed_factor(reports, trials, curves):
 
     ``reports`` (``trial_id``, ``epoch``, ``time``) and ``trials``
     (``start``, ``batch_size``, indexed by trial id) come from a real run.
-    The factor is the sum over reports of the seconds since the trial's
-    process started, divided by the sum of what :func:`time_model`
-    predicts for the recording (below 1: this machine is faster).
-    Scaling the recorded curves by it (:func:`scaled`) gives a simulator
-    whose clock runs at this machine's speed, with its workers.
+    Each trial counts once, with the seconds from its process's start to
+    its last report: the factor is their sum divided by the sum of what
+    :func:`time_model` predicts for the same epochs and batch sizes on
+    the recording machine (below 1: this machine is faster). Scaling the
+    recorded curves by it (:func:`scaled`) gives a simulator whose clock
+    runs at this machine's speed, with its workers.
     """
-    joined = reports[['trial_id', 'epoch', 'time']].join(
-        trials[['start', 'batch_size']], on='trial_id')
+    last = reports.sort_values('time').groupby('trial_id').last()
+    joined = last[['epoch', 'time']].join(trials[['start', 'batch_size']])
     if not len(joined):
         raise ValueError('no reports to measure the speed of this machine')
     predicted = time_model(curves)(joined['epoch'], joined['batch_size'])
@@ -426,8 +428,10 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
     error at or below that value (for times to reach it, at less cost).
     """
     if method == 'synchronous SH':
+        if brackets is not None:
+            raise ValueError('synchronous SH runs one bracket at a time')
         return synchronous_run(seed, curves, n_workers, max_wallclock_time,
-                               reduction_factor, sleep_time)
+                               grace_period, reduction_factor, sleep_time)
     from syne_tune import StoppingCriterion
     from syne_tune.backend.simulator_backend.simulator_callback import (
         SimulatorCallback)
@@ -534,21 +538,22 @@ def _trials(results, backend, configs, max_epochs, max_wallclock_time):
                        on='config_id').set_index('trial_id')
 
 
-def synchronous_sh(elapsed, errors, n_workers, eta=3, poll=0.5, clock=0):
+def synchronous_sh(elapsed, errors, n_workers, eta=3, poll=0.5, clock=0,
+                   r_min=1):
     """One bracket of synchronous successive halving, job by job.
 
     Configuration ``i`` reports its validation error ``errors[i, r]`` at
     epoch ``r``, ``elapsed[i, r]`` seconds after its process started
     (``elapsed[i, 0]``: the start-up). All configurations train to rung
-    1; at each rung, once *every* job of the rung has ended (the
+    ``r_min``; at each rung, once *every* job of the rung has ended (the
     barrier), the best ``1/eta`` of them go on to ``eta`` times as many
-    epochs, resuming where they stopped in a new process, which pays the
-    start-up again. A free worker takes the next job at the tuner's next
-    poll. Returns the jobs as ``(i, from_epoch, to_epoch, worker, start,
-    end)``.
+    epochs, resuming where they stopped (as if from a checkpoint) in a new
+    process, which pays the start-up again. A free worker takes the next
+    job at the tuner's next poll. Returns the jobs as ``(i, from_epoch,
+    to_epoch, worker, start, end)``.
     """
     r_max = errors.shape[1] - 1
-    alive, done, rung, jobs = list(range(len(errors))), 0, 1, []
+    alive, done, rung, jobs = list(range(len(errors))), 0, r_min, []
     while True:
         free_at = np.full(n_workers, float(clock))  # the barrier
         for i in alive:
@@ -566,15 +571,16 @@ def synchronous_sh(elapsed, errors, n_workers, eta=3, poll=0.5, clock=0):
 
 
 def synchronous_run(seed, curves, n_workers=2, max_wallclock_time=480,
-                    reduction_factor=3, sleep_time=0.5):
+                    grace_period=1, reduction_factor=3, sleep_time=0.5):
     """Synchronous successive halving on ``curves``, one bracket after
-    another, each of ``reduction_factor ** k`` configurations (27 for rungs
-    1, 3, 9 and 27 epochs) drawn as :func:`sampled_configs` draws them for
-    the other methods. Returns a :class:`Simulation` whose ``jobs``
-    (one row per job of :func:`synchronous_sh`) show the barriers."""
+    another (a bracket's idle workers wait for its last job), each of
+    ``reduction_factor ** k`` configurations (27 for rungs 1, 3, 9 and 27
+    epochs) drawn as :func:`sampled_configs` draws them for the other
+    methods. Returns a :class:`Simulation` whose ``jobs`` (one row per
+    job of :func:`synchronous_sh`) show the barriers."""
     max_epochs = int(curves['epoch'].max())
     size = reduction_factor ** len(
-        rung_levels_formula(1, reduction_factor, max_epochs))
+        rung_levels_formula(grace_period, reduction_factor, max_epochs))
     table = curves.pivot(index='config_id', columns='epoch')
     elapsed = np.column_stack([table['startup_cpu_time'][1],
                                table['cpu_time'].to_numpy()])
@@ -585,7 +591,8 @@ def synchronous_run(seed, curves, n_workers=2, max_wallclock_time=480,
     while clock < max_wallclock_time and first + size <= len(draws):
         ids = np.array(draws[first:first + size])
         bracket = synchronous_sh(elapsed[ids], errors[ids], n_workers,
-                                 reduction_factor, sleep_time, clock)
+                                 reduction_factor, sleep_time, clock,
+                                 grace_period)
         jobs += [(first + i, ids[i], *rest) for i, *rest in bracket]
         clock, first = max(job[-1] for job in bracket), first + size
     jobs = pd.DataFrame(jobs, columns=['trial_id', 'config_id', 'from_epoch',
@@ -648,8 +655,10 @@ def _synchronous_status(results, last_epoch, max_epochs):
 def _one_run(task):
     method, seed, curves, kwargs = task
     sim = simulate(method, seed, curves, **kwargs)
-    return sim.results.assign(method=method, seed=seed,
-                              n_trials=sim.n_trials)
+    results = sim.results
+    if results.empty:  # keep the run: it delivered nothing
+        results = pd.DataFrame({'time': [np.nan], 'final': [False]})
+    return results.assign(method=method, seed=seed, n_trials=sim.n_trials)
 
 
 def run_many(methods, seeds, curves, processes=None, **kwargs):
@@ -774,15 +783,15 @@ def cached(path, compute, **params):
     """``compute(**params)``, stored in the CSV file ``path``.
 
     The file's first line records the function, the parameters, a hash
-    of the file of every table among them (``curves`` from
-    :func:`load_curves`) and :data:`SIM_VERSION`; a file whose line
-    differs is recomputed and overwritten, so deleting it, changing a
-    parameter, re-recording the curves or a new version of this module
-    all lead to a fresh computation. A named index is kept. The
+    of the contents of every table among them (``curves``) and
+    :data:`SIM_VERSION`; a file whose line differs is recomputed and
+    overwritten, so deleting it, changing a parameter, other curves or a
+    new version of this module or of ``hpo_stats`` all lead to a fresh
+    computation. A named index is kept. The
     table is always returned as read from the file, so a fresh and a
     stored result print alike.
     """
-    key = {k: (hashlib.sha256(Path(v.attrs['source']).read_bytes())
+    key = {k: (hashlib.sha256(pd.util.hash_pandas_object(v).to_numpy())
                .hexdigest()[:16] if isinstance(v, pd.DataFrame) else
                list(v) if isinstance(v, range) else v)
            for k, v in params.items()}

@@ -66,7 +66,8 @@ def paired_comparison(times, horizon, reference='random search'):
     ratio of its time to the reference's, computed on log ratios, with a
     95% percentile bootstrap interval (``low``, ``high``), and ``first``:
     the share of seeds in which it got there before the reference (ties
-    count half), with its interval.
+    count half), with its interval. Censoring pulls ratios towards 1 (two
+    censored runs give exactly 1), so they understate differences.
     """
     wide = times.unstack('method')
     limit = (pd.Series(horizon) if isinstance(horizon, dict) else
@@ -90,11 +91,20 @@ def paired_comparison(times, horizon, reference='random search'):
     return pd.DataFrame(rows).set_index('method')
 
 
+def verdict(low, high, other):
+    """What a 95% interval of a ratio of times says against ``other``."""
+    if high < 1:
+        return f'faster than {other}'
+    if low > 1:
+        return f'slower than {other}'
+    return f'not told apart from {other}'
+
+
 def best_so_far_quantiles(runs, grid):
     """Per method and time of ``grid``: ``median``, ``q25``, ``q75`` over
     seeds of the best delivered error so far, each time on its own
     (pointwise quantiles, not a set of whole runs); NaN until every run
-    has delivered."""
+    has delivered, so the band starts late."""
     rows = []
     for method, by_method in runs.groupby('method', sort=False):
         best = np.stack([best_at(r, grid)

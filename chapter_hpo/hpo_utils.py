@@ -268,7 +268,6 @@ def search_space():
             'batch_size': randint(16, 256)}
 
 
-
 def plain_logger():
     """Syne Tune's ``TunerLogger`` cut to a few lines, without colour and
     emoji.
