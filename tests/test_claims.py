@@ -1,0 +1,33 @@
+"""Figures the book's prose cites from ``benchmarks/results.md`` agree with
+the row they come from (issue: the book and the benchmarks agree)."""
+import re
+
+from conftest import ROOT
+
+import hpo_utils
+
+
+def results_value(measure):
+    """The value of the row of ``benchmarks/results.md`` whose measure
+    starts with ``measure``."""
+    text = (ROOT / 'benchmarks' / 'results.md').read_text()
+    rows = re.findall(r'^\| \w+ \| (.*?) \| (.*?) \|$', text, re.M)
+    values = [v for m, v in rows if m.startswith(measure)]
+    assert len(values) == 1, f'{measure}: {values}'
+    return values[0]
+
+
+def test_alexnet_on_cpu_estimate_matches_the_prose():
+    """rs-async and index.md: an epoch of the set-up's images takes 'over
+    four minutes' and a full trial 'about two hours' on two cores."""
+    per_50k = float(results_value('AlexNet 224x224, all cores, min/epoch'))
+    constants = hpo_utils.SETUPS['GPU']['constants']
+    epoch = per_50k * constants['n_train'] / 50_000
+    trial = epoch * constants['max_epochs'] / 60
+    assert 4 < epoch < 5
+    assert 1.5 < trial < 2.5
+    for section in ('rs-async.md', 'index.md'):
+        text = ' '.join((ROOT / 'chapter_hpo' / section).read_text().split())
+        assert 'would take over four minutes' in text, section
+    index = ' '.join((ROOT / 'chapter_hpo' / 'index.md').read_text().split())
+    assert 'a full trial about two hours' in index
