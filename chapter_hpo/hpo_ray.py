@@ -369,16 +369,22 @@ def draw_configurations(space, n, seed):
 def configurations_run(trials, configs):
     """How many trials of ``trials`` ran, each the configuration of
     ``configs`` at its position (trials in the order they were created,
-    that is, by trial id); an error if any ran another one."""
+    that is, by trial id); an error if any ran another one. A trial cut
+    off before it reported has no configuration on record; only its
+    position is checked."""
     def number(trial_id):  # Ray Tune's ids end in a counter: 'ab12c_00007'
         return int(str(trial_id).rsplit('_', 1)[-1])
+
+    def same(row, config):
+        if any(k not in row or pd.isna(row[k]) for k in config):
+            return True  # nothing on record to compare
+        return all(np.isclose(row[k], v, rtol=1e-12) if isinstance(v, float)
+                   else row[k] == v for k, v in config.items())
 
     ordered = sorted(trials.index, key=number)
     for position, trial_id in enumerate(ordered):
         row, config = trials.loc[trial_id], configs[number(trial_id)]
-        if number(trial_id) != position or not all(
-                np.isclose(row[k], v, rtol=1e-12) if isinstance(v, float)
-                else row[k] == v for k, v in config.items()):
+        if number(trial_id) != position or not same(row, config):
             raise ValueError(f'trial {trial_id} did not run the '
                              f'configuration at position {position}')
     return len(ordered)

@@ -252,6 +252,21 @@ def test_ray_ran_the_list_in_order(experiment):
     assert len(trials) == N_TRIALS
 
 
+def test_list_check_skips_a_trial_cut_off_before_it_reported():
+    """A trial Ray started at the very end has no configuration on record
+    (seen in a benchmark run); it must not count as running another one,
+    while a trial that ran another configuration still does."""
+    configs = [dict(learning_rate=0.1 * (i + 1), batch_size=16 + i)
+               for i in range(3)]
+    trials = pd.DataFrame(configs[:2],
+                          index=['ab_00000', 'ab_00001'])
+    trials.loc['ab_00002'] = np.nan  # cut off: nothing recorded
+    assert hpo_ray.configurations_run(trials, configs) == 3
+    trials.loc['ab_00001', 'batch_size'] = 99
+    with pytest.raises(ValueError, match='position 1'):
+        hpo_ray.configurations_run(trials, configs)
+
+
 def test_trials_ran_on_both_nodes_in_reused_processes(experiment, cluster):
     _, trials, _ = experiment
     ran = trials.dropna(subset=['node'])
