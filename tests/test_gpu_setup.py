@@ -373,16 +373,21 @@ NOTEBOOK = textwrap.dedent('''
 
 
 def run_section(section, book, env):
-    """Evaluate ``section`` in a copy of the book's sources; its output.
+    """Evaluate ``section`` in a copy of the book's resources (those
+    ``config.ini`` lists for d2lbook); its output.
 
     A copy, since the notebook writes the simulation tables it
     recomputes (``sim_*.csv``) next to itself.
     """
+    import configparser
     import nbformat
-    shutil.copytree(ROOT / 'chapter_hpo', book / 'chapter_hpo',
-                    ignore=shutil.ignore_patterns('*.ipynb', '__pycache__'))
-    for script in ROOT.glob('*.py'):
-        shutil.copy2(script, book)
+    config = configparser.ConfigParser()
+    config.read(ROOT / 'config.ini')
+    for pattern in config['build']['resources'].split():  # as d2lbook
+        for path in ROOT.glob(pattern):
+            copy = book / path.relative_to(ROOT)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, copy)
     notebook = book / 'chapter_hpo' / f'{section}.ipynb'
     subprocess.run([str(ROOT / '.venv' / 'bin' / 'notedown'), '--match',
                     'strict', str(ROOT / 'chapter_hpo' / f'{section}.md'),
