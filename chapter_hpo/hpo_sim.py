@@ -657,7 +657,8 @@ def _one_run(task):
     sim = simulate(method, seed, curves, **kwargs)
     results = sim.results
     if results.empty:  # keep the run: it delivered nothing
-        results = pd.DataFrame({'time': [np.nan], 'final': [False]})
+        results = pd.DataFrame({'time': [np.nan], 'final': [False],
+                                'validation_error': [np.nan]})
     return results.assign(method=method, seed=seed, n_trials=sim.n_trials)
 
 

@@ -22,6 +22,8 @@ def delivered(reports):
 def best_at(reports, grid):
     """Best delivered error at each time of ``grid`` (NaN before any)."""
     done = delivered(reports).sort_values('time', kind='stable')
+    if done.empty:
+        return np.full(len(grid), np.nan)
     best = np.minimum.accumulate(done['validation_error'].to_numpy(float))
     idx = np.searchsorted(done['time'].to_numpy(float), grid,
                           side='right') - 1

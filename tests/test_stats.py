@@ -33,6 +33,17 @@ def test_only_trials_that_ran_all_epochs_deliver():
     assert hpo_stats.target_error(a, 4.5) == pytest.approx(0.3)
 
 
+def test_runs_that_delivered_nothing_count_as_worst():
+    """A run with no report at all (a horizon shorter than any trial) is
+    kept by run_many as one empty row; it delivers nothing."""
+    empty = pd.DataFrame(dict(method=['a', 'a'], seed=[0, 1],
+                              time=[np.nan, np.nan], final=[False, False],
+                              validation_error=[np.nan, np.nan]))
+    assert np.isnan(hpo_stats.best_at(empty[empty.seed == 0], [1.0])).all()
+    assert hpo_stats.target_error(empty, 1.0) == np.inf
+    assert np.isinf(hpo_stats.times_to_target(empty, 0.5)).all()
+
+
 def test_times_to_target():
     reach = hpo_stats.times_to_target(toy_runs(), 0.3)
     assert reach.loc['a'].tolist() == [3.0, 4.0, 5.0]
