@@ -63,10 +63,23 @@ setup_venv() {
     echo "$want" > "$stamp"
 }
 
+install_package() {
+    # every time, also when the requirements did not change: the package
+    # must point at this checkout (editable, no download). setuptools warns
+    # about editable installs in general: shown only if the install fails.
+    local out
+    out=$("$VENV/bin/python" -m pip --disable-pip-version-check -q install \
+        --no-deps --no-build-isolation -e . 2>&1) || {
+        echo "$out" >&2
+        return 1
+    }
+}
+
 setup() {
     install_debian_packages
     setup_venv
-    "$VENV/bin/python" -c 'import train_common; train_common.prepare_data()'
+    install_package
+    "$VENV/bin/python" -c 'import hpo.data; hpo.data.prepare_data()'
 }
 
 case "${1:-}" in

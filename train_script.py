@@ -4,7 +4,7 @@ Syne Tune's ``LocalBackend`` runs this script once per trial, passing the
 hyperparameters as ``--name value`` arguments. Try it by hand with
 ``python train_script.py --learning_rate 0.1 --max_epochs 2``.
 """
-from train_common import exit_now, parse_args, train  # imports PyTorch
+from hpo.training import exit_now, parse_args, train
 
 from syne_tune import Reporter
 

@@ -5,7 +5,7 @@ Syne Tune after every epoch (``epoch`` counts from 1), so that a scheduler
 such as ASHA can stop a poor trial early. Try it by hand with
 ``python train_script_report_eachepoch.py --max_epochs 2``.
 """
-from train_common import exit_now, parse_args, train  # imports PyTorch
+from hpo.training import exit_now, parse_args, train
 
 from syne_tune import Reporter
 

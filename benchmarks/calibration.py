@@ -8,9 +8,9 @@ Makes real tuning runs in the set-up the recorded table was made with
 one of random search (480 s, ``train_script.py``, as ``rs-async``) and
 one of ASHA (240 s, ``train_script_report_eachepoch.py``; ``sh-async``
 tunes for 480 s, half is enough to compare trial counts), built by
-``hpo_utils.run_experiment`` as the sections build theirs. Each run tries
+``hpo.tuner.run_experiment`` as the sections build theirs. Each run tries
 the recorded table's own configurations, in the order in which the
-simulator draws them for its seed (``hpo_sim.sampled_configs``, passed as
+simulator draws them for its seed (``hpo.sim.sampled_configs``, passed as
 ``points_to_evaluate``): a real run and the simulated run with the same
 seed try the same configurations in the same order.
 
@@ -19,13 +19,13 @@ Every run's trials and reports are kept in ``benchmarks/calibration/``
 without running them; a run whose files exist is not made again, so an
 interrupted calibration resumes. Then each real run is placed among 50
 simulated runs of the same set-up and budget, whose recorded times are
-scaled by the median of the speed factors (``hpo_sim.speed_factor``)
+scaled by the median of the speed factors (``hpo.sim.speed_factor``)
 that the *other* kept runs measured on themselves: a section scales by
 the factor of its own run, which would make the check of a run's trial
 count partly circular. The table
 gives its number of trials against the simulated ones, and the share of
 simulated runs that started fewer trials or delivered a worse error
-(``hpo_stats``'s definition: the best final error of a trial that ran all
+(``hpo.stats``'s definition: the best final error of a trial that ran all
 its epochs; ties count half). ``--write`` puts it into
 ``benchmarks/results.md``.
 
@@ -36,7 +36,6 @@ import argparse
 import dataclasses
 import datetime
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -45,11 +44,14 @@ import pandas as pd
 
 from benchmarks import results_block
 
+import hpo.setups
+import hpo.sim
+import hpo.stats
+import hpo.trials
+import hpo.tuner
+
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-import hpo_sim  # noqa: E402
-import hpo_stats  # noqa: E402
-import hpo_utils  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / 'calibration'
 METHODS = {'random search': ('train_script.py', 480),
@@ -66,9 +68,9 @@ def slug(method, seed):
 def table_points(curves, seed):
     """The table's configurations in the simulator's order for ``seed``:
     ``(config_ids, points)``, points as the training scripts take them."""
-    configs = curves.groupby('config_id')[hpo_sim.HYPERPARAMETERS].first()
+    configs = curves.groupby('config_id')[hpo.sim.HYPERPARAMETERS].first()
     ids = [p['config_id']
-           for p in hpo_sim.sampled_configs(seed, len(configs))[:N_POINTS]]
+           for p in hpo.sim.sampled_configs(seed, len(configs))[:N_POINTS]]
     points = [dict(learning_rate=float(configs.loc[i, 'learning_rate']),
                    momentum=float(configs.loc[i, 'momentum']),
                    batch_size=int(configs.loc[i, 'batch_size']))
@@ -80,7 +82,7 @@ def scheduler_for(method, setup, points, seed):
     """The section's scheduler for ``method``, trying ``points`` first."""
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
     np.random.seed(seed)
-    space = dict(hpo_utils.search_space(), **setup.constants)
+    space = dict(hpo.tuner.search_space(), **setup.constants)
     if method == 'random search':
         return RandomSearch(space, metrics=['validation_error'],
                             do_minimize=True, random_seed=seed,
@@ -97,11 +99,11 @@ def real_run(method, seed, curves, setup):
     ids, points = table_points(curves, seed)
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as folder:
-        exp = hpo_utils.run_experiment(
+        exp = hpo.tuner.run_experiment(
             scheduler_for(method, setup, points, seed), script, seconds,
             setup, folder)
-        trials = hpo_utils.trial_table(exp).drop(columns='log')
-        reports = hpo_utils.report_times(exp)
+        trials = hpo.trials.trial_table(exp).drop(columns='log')
+        reports = hpo.trials.report_times(exp)
     tried = trials[['learning_rate', 'momentum', 'batch_size']]
     if tried.to_dict('records') != points[:len(trials)]:
         raise RuntimeError(f'{method}, seed {seed}: the trials did not try '
@@ -156,7 +158,7 @@ def measured_factors(curves):
     for method in METHODS:
         for seed in kept_seeds(method):
             trials, reports = kept_run(method, seed)
-            factors[method, seed] = hpo_sim.speed_factor(reports, trials,
+            factors[method, seed] = hpo.sim.speed_factor(reports, trials,
                                                          curves)
     return factors
 
@@ -172,10 +174,10 @@ def placement(method, curves, setup, factors):
         trials, reports = kept_run(method, seed)
         factor = float(np.median([f for run, f in factors.items()
                                   if run != (method, seed)]))
-        sims = hpo_sim.run_many(
-            [method], range(N_SIMULATED), hpo_sim.scaled(curves, factor),
+        sims = hpo.sim.run_many(
+            [method], range(N_SIMULATED), hpo.sim.scaled(curves, factor),
             n_workers=setup.n_workers, max_wallclock_time=seconds)
-        place = hpo_stats.place_run(reports, len(trials), sims, seconds)
+        place = hpo.stats.place_run(reports, len(trials), sims, seconds)
         same = sims[sims['seed'] == seed]['n_trials'].iloc[0]
         rows.append(dict(method=method, seed=seed, seconds=seconds,
                          own_factor=factors[method, seed], factor=factor,
@@ -225,11 +227,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not 1 <= args.seeds <= N_SIMULATED:
         parser.error(f'--seeds must be between 1 and {N_SIMULATED}')
-    recorded = hpo_sim.table_setup(hpo_sim.CURVES)
+    recorded = hpo.sim.table_setup(hpo.sim.CURVES)
     setup = dataclasses.replace(
-        hpo_utils.choose_setup('full', n_gpus=0), n_workers=2,
+        hpo.setups.choose_setup('full', n_gpus=0), n_workers=2,
         threads_per_trial=int(recorded['threads_per_trial']))
-    curves = hpo_sim.load_curves(hpo_sim.CURVES)
+    curves = hpo.sim.load_curves(hpo.sim.CURVES)
     make_runs(range(args.seeds), curves, setup, args.methods)
     factors = measured_factors(curves)
     table = pd.concat([placement(m, curves, setup, factors)

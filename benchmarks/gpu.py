@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/gpu.py [--epochs 3] [--results PATH]
 
 For the GPU set-up (AlexNet on 224x224 inputs, 8,000 training and 10,000
-validation images per epoch, ``hpo_utils.GPU_CONSTANTS``) this measures:
+validation images per epoch, ``hpo.setups.GPU_CONSTANTS``) this measures:
 
 * on every visible GPU, the bare rate of the model: forward, backward and
   SGD step on a batch of 128 images already on the GPU as floats, and the
@@ -19,7 +19,7 @@ validation images per epoch, ``hpo_utils.GPU_CONSTANTS``) this measures:
 * 1 to 4 trials sharing the first GPU at the same time: seconds per epoch
   of each, images per second of all together and their mean validation
   error, to decide how many trials should share one GPU
-  (``hpo_utils.TRIALS_PER_GPU``: 2 on a one-GPU machine, not measured);
+  (``hpo.setups.TRIALS_PER_GPU``: 2 on a one-GPU machine, not measured);
 * for each section, the projected number of trials per 10 minutes with the
   workers ``choose_setup`` gives this machine, computed from the measured
   start-up and epoch times: random search runs every trial for 27 epochs; ASHA
@@ -45,10 +45,10 @@ from pathlib import Path
 
 from syne_tune.report import retrieve
 
+from benchmarks import results_block
+
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-from benchmarks import results_block  # noqa: E402
 
 RESULTS = results_block.RESULTS
 NO_GPU = 'not measured: no GPU'
@@ -68,21 +68,21 @@ ASHA_EPOCHS = 1 + 2 / 3 + 6 / 9 + 18 / 27  # eta 3, rungs 1, 3, 9; max 27
 class Plan:
     """What to measure: the GPU set-up, or a tiny CPU check of the code."""
     def __init__(self, cpu_check, epochs):
-        import hpo_utils
-        import train_common
+        import hpo.setups
+        import hpo.training
         self.cpu_check = cpu_check
         if cpu_check:
             self.device_type = 'cpu'
-            self.constants = dict(hpo_utils.CPU_CONSTANTS, n_train=200)
+            self.constants = dict(hpo.setups.CPU_CONSTANTS, n_train=200)
             self.epochs, self.steps, self.max_trials = 2, 3, 2
             self.options = {'float32': []}
         else:
             self.device_type = 'cuda'
-            self.constants = dict(hpo_utils.GPU_CONSTANTS)
+            self.constants = dict(hpo.setups.GPU_CONSTANTS)
             self.epochs, self.steps, self.max_trials = epochs, 20, 4
             self.options = OPTIONS
         self.full_epochs = self.constants['max_epochs']
-        self.val_batch = train_common.VAL_BATCH[self.device_type]
+        self.val_batch = hpo.training.VAL_BATCH[self.device_type]
 
 
 # ---------------------------------------------------------------------------
@@ -104,16 +104,16 @@ def bare_rates(plan, device, option):
     """
     import torch
     from torch.nn import functional as F
-    import train_common
+    import hpo.training
     size, bs = plan.constants['image_size'], HYPER['batch_size']
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
         torch.cuda.reset_peak_memory_stats(device)
-    model = train_common.build_model(plan.constants['model'], size, device)
+    model = hpo.training.build_model(plan.constants['model'], size, device)
     channels_last, bf16 = ('channels-last' in option, 'bf16' in option)
     if channels_last or bf16:
-        model = train_common.GPUOptions(model, channels_last, bf16)
-    opt = train_common.SGD(model.parameters(), HYPER['learning_rate'],
+        model = hpo.training.GPUOptions(model, channels_last, bf16)
+    opt = hpo.training.SGD(model.parameters(), HYPER['learning_rate'],
                            HYPER['momentum'])
     x = torch.rand(bs, 1, size, size, device=device)
     y = torch.randint(0, 10, (bs,), device=device)
@@ -153,9 +153,9 @@ def bare_rates(plan, device, option):
 
 def epoch_bound(plan, train_rate, forward_rate):
     """Seconds of an epoch at the bare rates (training + validation)."""
-    import train_common
+    import hpo.data
     return (plan.constants['n_train'] / train_rate
-            + train_common.NUM_VAL / forward_rate)
+            + hpo.data.NUM_VAL / forward_rate)
 
 
 # ---------------------------------------------------------------------------
@@ -246,8 +246,8 @@ def gpu_status():
     """``(names, reason)``: the GPUs PyTorch can use, or why there are none.
     """
     import torch
-    import hpo_utils
-    hardware = hpo_utils.detect_hardware('auto')
+    import hpo.setups
+    hardware = hpo.setups.detect_hardware('auto')
     if hardware.gpus:
         return [torch.cuda.get_device_name(i)
                 for i in range(len(hardware.gpus))], None
@@ -328,8 +328,8 @@ def projection_rows(plan, runs, names, slowdown):
     """Trials per 10 minutes of each section with the workers that
     ``choose_setup`` gives this machine; epochs as slow as the sharing
     runs measured for that many trials per GPU (not measured itself)."""
-    import hpo_utils
-    setup = hpo_utils.choose_setup('full', n_gpus=max(1, len(names)))
+    import hpo.setups
+    setup = hpo.setups.choose_setup('full', n_gpus=max(1, len(names)))
     workers = 1 if plan.cpu_check else setup.n_workers
     factor = 1.0 if plan.cpu_check else slowdown.get(
         setup.trials_per_gpu, float('nan'))

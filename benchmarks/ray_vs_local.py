@@ -4,7 +4,7 @@
 
 Measures on this machine, with 2 workers (one Ray node each), every run
 on the same list of configurations, drawn once with a seed
-(``hpo_ray.draw_configurations``; ASHA: one list per seed), so that runs
+(``hpo.ray_tuning.draw_configurations``; ASHA: one list per seed), so that runs
 differ only in the scheduler and in how trials are started:
 
 * the start-up time of a local cluster of two Ray nodes;
@@ -29,21 +29,22 @@ import atexit
 import datetime
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from benchmarks import results_block
+from hpo.sim import rung_levels_formula
+import hpo.asha_rules
+import hpo.ray_tuning
+import hpo.setups
+import hpo.trials
+import hpo.tuner
+
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
 TITLE = 'Ray Tune and Syne Tune (benchmarks/ray_vs_local.py)'
 
-import asha_rules  # noqa: E402
-import hpo_ray  # noqa: E402
-import hpo_utils  # noqa: E402
-from benchmarks import results_block  # noqa: E402
-from hpo_sim import rung_levels_formula  # noqa: E402
 
 # configurations drawn for each list: more than any run here starts
 N_CONFIGS = 1000
@@ -55,14 +56,14 @@ def ray_run(space, configs, seconds, max_t, grace, eta, reuse, nodes,
     table, worker processes, and both rules on its reports."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
-    name = f'bench-{hpo_ray.time_stamp()}-{int(reuse)}'
+    name = f'bench-{hpo.ray_tuning.time_stamp()}-{int(reuse)}'
     events = Path(storage) / f'{name}-events.jsonl'
-    scheduler = hpo_ray.RecordingASHA(
+    scheduler = hpo.ray_tuning.RecordingASHA(
         str(events), time_attr='epoch', metric='validation_error',
         mode='min', max_t=max_t, grace_period=grace, reduction_factor=eta)
     tuner = tune.Tuner(
-        tune.with_resources(hpo_ray.train_fn, {'cpu': 1}),
-        param_space=hpo_ray.ray_search_space(space),
+        tune.with_resources(hpo.ray_tuning.train_fn, {'cpu': 1}),
+        param_space=hpo.ray_tuning.ray_search_space(space),
         tune_config=tune.TuneConfig(
             scheduler=scheduler, num_samples=len(configs),
             time_budget_s=seconds, reuse_actors=reuse,
@@ -73,9 +74,9 @@ def ray_run(space, configs, seconds, max_t, grace, eta, reuse, nodes,
             log_to_file=True,
             failure_config=tune.FailureConfig(max_failures=0)))
     grid = tuner.fit()
-    trials = hpo_ray.trial_table(grid, events, nodes)
-    hpo_ray.configurations_run(trials, configs)  # raises if not
-    rules = hpo_ray.decision_check(events, max_t, grace, eta)
+    trials = hpo.ray_tuning.trial_table(grid, events, nodes)
+    hpo.ray_tuning.configurations_run(trials, configs)  # raises if not
+    rules = hpo.ray_tuning.decision_check(events, max_t, grace, eta)
     return trials, trials['pid'].nunique(), rules
 
 
@@ -94,19 +95,19 @@ def syne_run(space, configs, seconds, max_t, eta, asha, storage):
         scheduler = RandomSearch(space, metrics=['validation_error'],
                                  do_minimize=True, random_seed=0,
                                  points_to_evaluate=configs)
-    setup = dataclasses.replace(hpo_utils.choose_setup('full', n_gpus=0),
+    setup = dataclasses.replace(hpo.setups.choose_setup('full', n_gpus=0),
                                 n_workers=2, threads_per_trial=1)
-    exp = hpo_utils.run_experiment(
+    exp = hpo.tuner.run_experiment(
         scheduler, 'train_script_report_eachepoch.py', seconds, setup,
         storage)
-    trials = hpo_utils.trial_table(exp)
-    hpo_ray.configurations_run(trials, configs)  # raises if not
-    trials['overhead'] = hpo_ray.local_overheads(exp, trials)
+    trials = hpo.trials.trial_table(exp)
+    hpo.ray_tuning.configurations_run(trials, configs)  # raises if not
+    trials['overhead'] = hpo.ray_tuning.local_overheads(exp, trials)
     rules = None
     if asha:
         levels = rung_levels_formula(1, eta, max_t)
         reports = exp.results.rename(columns={'validation_error': 'error'})
-        rules = asha_rules.both_rules(reports, levels, max_t, eta)
+        rules = hpo.asha_rules.both_rules(reports, levels, max_t, eta)
     return trials, len(trials), rules
 
 
@@ -116,7 +117,7 @@ def fixed_rows(runs, seconds, epochs):
     for label, run in runs.items():
         trials, procs, _ = run()
         done = trials[trials['status'] == 'completed']
-        busy = hpo_utils.busy_fraction(trials, 2, trials['end'].max())
+        busy = hpo.trials.busy_fraction(trials, 2, trials['end'].max())
         what = f'{epochs} epochs per trial, {seconds} s: {label}'
         rows += [
             ('overhead', f'{what}: trials completed (processes)',
@@ -130,9 +131,9 @@ def fixed_rows(runs, seconds, epochs):
 
 def asha_rows(label, trials, procs, rules, max_t):
     """Table rows for one ASHA run: what it did, and the two rules."""
-    side = hpo_ray.summarize(trials, 2, rung_levels_formula(1, 3, max_t),
-                             procs)
-    counts = asha_rules.disagreements(rules, max_t)
+    side = hpo.ray_tuning.summarize(
+        trials, 2, rung_levels_formula(1, 3, max_t), procs)
+    counts = hpo.asha_rules.disagreements(rules, max_t)
     return [
         ('ASHA', f'{label}: trials (processes), epochs, best val. (test) '
          'error', f'{side["trials started"]} ({procs}), '
@@ -154,15 +155,15 @@ def measure(fixed_seconds, asha_seconds, asha_seeds, fixed_epochs=2):
     """Every run of the benchmark on one local cluster; the table rows."""
     storage = Path(tempfile.mkdtemp(prefix='ray-vs-local-'))
     atexit.register(shutil.rmtree, storage, ignore_errors=True)
-    cluster = hpo_ray.RayCluster(n_nodes=2, cpus_per_node=1)
+    cluster = hpo.ray_tuning.RayCluster(n_nodes=2, cpus_per_node=1)
     with cluster:
         rows = [('cluster', 'start-up of 2 local Ray nodes',
                  f'{cluster.startup_seconds:.1f} s')]
         nodes = cluster.nodes()
-        cpu = dict(hpo_utils.CPU_CONSTANTS)
-        fixed = dict(hpo_utils.search_space(), **dict(
+        cpu = dict(hpo.setups.CPU_CONSTANTS)
+        fixed = dict(hpo.tuner.search_space(), **dict(
             cpu, max_epochs=fixed_epochs))
-        configs = hpo_ray.draw_configurations(fixed, N_CONFIGS, 0)
+        configs = hpo.ray_tuning.draw_configurations(fixed, N_CONFIGS, 0)
         rows += fixed_rows({
             'Ray Tune, reused processes': lambda: ray_run(
                 fixed, configs, fixed_seconds, fixed_epochs, fixed_epochs,
@@ -173,7 +174,7 @@ def measure(fixed_seconds, asha_seconds, asha_seeds, fixed_epochs=2):
             'Syne Tune, LocalBackend': lambda: syne_run(
                 fixed, configs, fixed_seconds, fixed_epochs, 3, False,
                 storage)}, fixed_seconds, fixed_epochs)
-        space = dict(hpo_utils.search_space(), **cpu)
+        space = dict(hpo.tuner.search_space(), **cpu)
         for seed in asha_seeds:
             rows += asha_runs(space, seed, asha_seconds, nodes, storage)
     rows.append(('cluster', 'Ray processes left after shutdown',
@@ -185,7 +186,7 @@ def asha_runs(space, seed, seconds, nodes, storage):
     """Ray Tune's ASHA with and without reused processes, and Syne Tune's
     ASHA, on the list of configurations drawn with ``seed``."""
     max_t = space['max_epochs']
-    configs = hpo_ray.draw_configurations(space, N_CONFIGS, seed)
+    configs = hpo.ray_tuning.draw_configurations(space, N_CONFIGS, seed)
     what = f'CPU set-up, {seconds} s, list {seed}'
     runs = {'Ray Tune ASHA, reused processes': lambda: ray_run(
                 space, configs, seconds, max_t, 1, 3, True, nodes, storage),

@@ -45,10 +45,10 @@ from unittest import mock
 
 import numpy as np
 
+from benchmarks.results_block import RESULTS, machine
+
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
-from benchmarks.results_block import RESULTS, machine  # noqa: E402
 
 CHAPTER = ROOT / 'chapter_hpo'
 PARTS = ('throughput', 'startup', 'tuner', 'sections', 'simulation',
@@ -76,11 +76,13 @@ def part_throughput(rows):
 
 def tuner_run(method, seconds, folder):
     """A real experiment in the CPU set-up; return (exp, trials, setup)."""
-    import hpo_utils
+    import hpo.setups
+    import hpo.trials
+    import hpo.tuner
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
-    setup = hpo_utils.choose_setup('full', n_gpus=0)
+    setup = hpo.setups.choose_setup('full', n_gpus=0)
     np.random.seed(0)
-    space = dict(hpo_utils.search_space(), **setup.constants)
+    space = dict(hpo.tuner.search_space(), **setup.constants)
     epochs = setup.constants['max_epochs']
     if method == 'random search':
         scheduler = RandomSearch(space, metrics=['validation_error'],
@@ -92,18 +94,18 @@ def tuner_run(method, seconds, folder):
                          reduction_factor=3, do_minimize=True,
                          random_seed=0)
         script = 'train_script_report_eachepoch.py'
-    exp = hpo_utils.run_experiment(scheduler, script, seconds, setup, folder)
-    return exp, hpo_utils.trial_table(exp), setup
+    exp = hpo.tuner.run_experiment(scheduler, script, seconds, setup, folder)
+    return exp, hpo.trials.trial_table(exp), setup
 
 
 def part_tuner(rows, seconds):
-    import hpo_utils
+    import hpo.trials
     with tempfile.TemporaryDirectory() as folder:
         for method in ('random search', 'ASHA'):
             exp, trials, setup = tuner_run(method, seconds, folder)
-            workers = hpo_utils.assign_workers(trials, setup.n_workers)
-            busy = hpo_utils.busy_fraction(trials, setup.n_workers)
-            gaps = hpo_utils.idle_gaps(trials, workers)
+            workers = hpo.trials.assign_workers(trials, setup.n_workers)
+            busy = hpo.trials.busy_fraction(trials, setup.n_workers)
+            gaps = hpo.trials.idle_gaps(trials, workers)
             rows.append(('tuner', f'{method}: trials in {seconds} s',
                          str(len(trials))))
             rows.append(('tuner', f'{method}: busy fraction',
@@ -112,7 +114,7 @@ def part_tuner(rows, seconds):
                          'median (max)',
                          f'{np.median(gaps):.2f} s ({gaps.max():.2f} s)'))
             if method == 'ASHA':
-                extra = hpo_utils.epochs_after_stop(exp, trials)
+                extra = hpo.trials.epochs_after_stop(exp, trials)
                 rows.append(('tuner', 'ASHA: epochs run after the stop '
                              'decision, max (mean)',
                              f'{extra.max()} ({extra.mean():.2f}) over '
@@ -186,25 +188,25 @@ def part_simulation(rows, n_seeds, cache_dir=CHAPTER):
     """Methods compared on the recorded table, with 95% intervals: the
     same calls, with the same parameters, as in sh-async.md, so that the
     numbers agree (the cached tables are the ones the notebook reads)."""
-    import hpo_sim
-    import hpo_stats
-    curves = hpo_sim.load_curves()
+    import hpo.sim
+    import hpo.stats
+    curves = hpo.sim.load_curves()
     last = curves.groupby('config_id').last()
-    size = hpo_sim.CURVES.stat().st_size
-    rows.append(('simulation', f'recorded table {hpo_sim.CURVES.name}',
+    size = hpo.sim.CURVES.stat().st_size
+    rows.append(('simulation', f'recorded table {hpo.sim.CURVES.name}',
                  f'{len(last)} configurations x {curves.epoch.max()} '
                  f'epochs, {size / 1e6:.2f} MB; trials\' CPU time '
                  f'{last.cpu_time.sum() / 60:.0f} min (recording with 2 '
                  f'at a time: {last.cpu_time.sum() / 120:.0f} min on an '
                  'idle machine)'))
     budget, seeds = 480, range(n_seeds)
-    runs = hpo_sim.run_many(list(hpo_sim.METHODS), seeds, curves,
+    runs = hpo.sim.run_many(list(hpo.sim.METHODS), seeds, curves,
                             n_workers=2, max_wallclock_time=2 * budget)
-    target = hpo_stats.target_error(hpo_sim.run_many(
-        ['random search'], hpo_sim.heldout(seeds), curves, n_workers=2,
+    target = hpo.stats.target_error(hpo.sim.run_many(
+        ['random search'], hpo.sim.heldout(seeds), curves, n_workers=2,
         max_wallclock_time=budget), budget)
-    table = hpo_stats.paired_comparison(
-        hpo_stats.times_to_target(runs, target), 2 * budget)
+    table = hpo.stats.paired_comparison(
+        hpo.stats.times_to_target(runs, target), 2 * budget)
     for method, r in table.iterrows():
         rows.append((
             'simulation', f'{method}: time to RS\'s {budget} s median '
@@ -217,8 +219,8 @@ def part_simulation(rows, n_seeds, cache_dir=CHAPTER):
     startup = float(curves.loc[curves.epoch == 1,
                                'startup_cpu_time'].median())
     n_epochs = int(curves['epoch'].max())
-    saving = hpo_sim.cached(
-        cache_dir / 'sim_saving.csv', hpo_sim.saving_sweep, curves=curves,
+    saving = hpo.sim.cached(
+        cache_dir / 'sim_saving.csv', hpo.sim.saving_sweep, curves=curves,
         startups=[0.0, startup, 2 * startup],
         epoch_budgets=[n_epochs // 3, n_epochs], seeds=seeds,
         max_wallclock_time=budget)
@@ -226,8 +228,8 @@ def part_simulation(rows, n_seeds, cache_dir=CHAPTER):
         rows.append(('simulation', f'ASHA / RS time, r_max {r.epochs:g}, '
                      f'start-up {r.startup:.1f} s',
                      f'{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}]'))
-    speedup = hpo_sim.cached(cache_dir / 'sim_speedup.csv',
-                             hpo_sim.speedup, curves=curves, seeds=seeds)
+    speedup = hpo.sim.cached(cache_dir / 'sim_speedup.csv',
+                             hpo.sim.speedup, curves=curves, seeds=seeds)
     for k, r in speedup.iterrows():
         rows.append(('simulation', f'random search speed-up, {k} workers '
                      '(recorded clock for every K)',

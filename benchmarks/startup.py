@@ -18,15 +18,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'chapter_hpo'))
 PHASES = ('python_and_torch', 'syne_tune', 'data', 'model', 'total')
 
 
 def startup_phases(repeats=5):
     """Median seconds per phase over ``repeats`` fresh processes."""
-    import hpo_utils
-    from train_common import STARTUP_TAG
-    constants = hpo_utils.choose_setup('full', n_gpus=0).constants
+    import hpo.setups
+    from hpo.training import STARTUP_TAG
+    constants = hpo.setups.choose_setup('full', n_gpus=0).constants
     args = [f'--{k}={v}' for k, v in dict(constants, max_epochs=1).items()]
     env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
     samples = []

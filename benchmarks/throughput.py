@@ -52,11 +52,11 @@ def script_epoch_times(script, epochs, threads):
 
 def teardown_seconds(repeats=3):
     """Seconds a process that imported PyTorch needs to exit, and with
-    ``train_common.exit_now`` (the scripts' way), from its last output."""
+    ``hpo.training.exit_now`` (the scripts' way), from its last output."""
     result = {}
     for how, code in (('normal exit', 'import torch; print(1, flush=True)'),
-                      ('exit_now()', 'import torch, train_common; '
-                       'print(1, flush=True); train_common.exit_now()')):
+                      ('exit_now()', 'import torch, hpo.training; '
+                       'print(1, flush=True); hpo.training.exit_now()')):
         times = []
         for _ in range(repeats):
             p = subprocess.Popen([sys.executable, '-c', code], cwd=ROOT,
@@ -73,15 +73,15 @@ def compute_bound(epochs, threads):
     """Seconds per epoch of the same work on in-memory float tensors."""
     import torch
     from torch.nn import functional as F
-    sys.path.insert(0, str(ROOT))
-    import train_common
+    import hpo.data
+    import hpo.training
     torch.set_num_threads(threads)
-    (xtr, ytr), (xva, yva), _ = train_common.load_data(
+    (xtr, ytr), (xva, yva), _ = hpo.data.load_data(
         SETUP['image_size'], SETUP['n_train'])
     xtr, xva = xtr.float() / 255, xva.float() / 255
-    model = train_common.build_model(SETUP['model'], SETUP['image_size'],
+    model = hpo.training.build_model(SETUP['model'], SETUP['image_size'],
                                      'cpu')
-    opt = train_common.SGD(model.parameters(), HYPER['learning_rate'],
+    opt = hpo.training.SGD(model.parameters(), HYPER['learning_rate'],
                            HYPER['momentum'])
     bs, times = HYPER['batch_size'], []
     for _ in range(epochs):
@@ -108,11 +108,10 @@ def alexnet_epoch_estimate(threads, batches=2, batch_size=128):
     """
     import torch
     from torch.nn import functional as F
-    sys.path.insert(0, str(ROOT))
-    import train_common
+    import hpo.training
     torch.set_num_threads(threads)
-    model = train_common.build_model('alexnet', 224, 'cpu')
-    opt = train_common.SGD(model.parameters(), 0.01, 0.9)
+    model = hpo.training.build_model('alexnet', 224, 'cpu')
+    opt = hpo.training.SGD(model.parameters(), 0.01, 0.9)
     x = torch.rand(batch_size, 1, 224, 224)
     y = torch.randint(0, 10, (batch_size,))
     times = []

@@ -1,8 +1,7 @@
 """Shared helpers: real subprocesses, and none of them left behind.
 
-``pytest.ini`` puts the repository root and ``chapter_hpo/`` on the import
-path, so tests import ``train_common``, ``hpo_utils`` and ``tools`` as the
-notebooks and scripts do.
+The tests import the chapter's code as the notebooks and scripts do: the
+package ``hpo``, installed (editable) by ``run.sh``.
 """
 import contextlib
 import ctypes
@@ -160,8 +159,8 @@ def epochs_where_asha_stops(scheduler, max_t):
 @pytest.fixture(scope='session', autouse=True)
 def prepared_data():
     """Prepare Fashion-MNIST once, as the notebooks do before tuning."""
-    import train_common
-    return train_common.prepare_data()
+    import hpo.data
+    return hpo.data.prepare_data()
 
 
 def book_sources():
@@ -201,12 +200,12 @@ def sync_test_book():
 
 def run_build(*args):
     """Build the test book with the test budget; return the build's log."""
-    import train_common
+    import hpo.data
     sync_test_book()
     env = dict(os.environ, HPO_BUDGET='test',
                SYNETUNE_FOLDER=str(EXPERIMENTS),
                HPO_RAY_RESULTS=str(BUILD / 'ray_results'),
-               HPO_DATA_DIR=str(train_common.data_dir()))
+               HPO_DATA_DIR=str(hpo.data.data_dir()))
     with kill_new_processes():
         proc = subprocess.run(
             [sys.executable, '-m', 'tools.build_book', *args],

@@ -6,19 +6,19 @@ import dataclasses
 import pandas as pd
 import pytest
 
-import hpo_sim
-import hpo_utils
+import hpo.setups
+import hpo.sim
 from benchmarks import calibration
 
 
 @pytest.mark.parametrize('method', sorted(calibration.METHODS))
 def test_real_runs_try_the_simulators_configurations_in_order(method):
-    curves = hpo_sim.load_curves(hpo_sim.CURVES)
-    setup = dataclasses.replace(hpo_utils.choose_setup('full', n_gpus=0),
+    curves = hpo.sim.load_curves(hpo.sim.CURVES)
+    setup = dataclasses.replace(hpo.setups.choose_setup('full', n_gpus=0),
                                 n_workers=2, threads_per_trial=1)
     seed = 3
     ids, points = calibration.table_points(curves, seed)
-    drawn = [p['config_id'] for p in hpo_sim.sampled_configs(seed, 200)]
+    drawn = [p['config_id'] for p in hpo.sim.sampled_configs(seed, 200)]
     assert ids == drawn[:len(ids)]
     table = curves.groupby('config_id').first()
     assert [table.loc[i, 'batch_size'] for i in ids[:10]] == \
@@ -34,7 +34,7 @@ def test_kept_runs_are_found_and_measured():
     """The kept real runs are what the section cites: every seed's files;
     random search's speed factor is the ratio of its trials' real to
     recorded durations, and ASHA's, made on the same machine, is close."""
-    curves = hpo_sim.load_curves(hpo_sim.CURVES)
+    curves = hpo.sim.load_curves(hpo.sim.CURVES)
     last = curves[curves['epoch'] == 27].set_index('config_id')
     factors = {}
     for method in calibration.METHODS:
@@ -42,7 +42,7 @@ def test_kept_runs_are_found_and_measured():
         assert seeds == list(range(len(seeds))) and len(seeds) >= 5
         trials, reports = calibration.kept_run(method, seeds[0])
         assert reports['final'].any()
-        factors[method] = hpo_sim.speed_factor(reports, trials, curves)
+        factors[method] = hpo.sim.speed_factor(reports, trials, curves)
     trials, reports = calibration.kept_run('random search', 0)
     done = trials[trials['status'] == 'completed']
     exact = ((done['end'] - done['start']).sum()

@@ -4,7 +4,7 @@ import re
 
 from conftest import ROOT
 
-import hpo_utils
+import hpo.setups
 
 
 def results_value(measure):
@@ -21,7 +21,7 @@ def test_alexnet_on_cpu_estimate_matches_the_prose():
     """rs-async and index.md: an epoch of the set-up's images takes 'over
     four minutes' and a full trial 'about two hours' on two cores."""
     per_50k = float(results_value('AlexNet 224x224, all cores, min/epoch'))
-    constants = hpo_utils.SETUPS['GPU']['constants']
+    constants = hpo.setups.SETUPS['GPU']['constants']
     epoch = per_50k * constants['n_train'] / 50_000
     trial = epoch * constants['max_epochs'] / 60
     assert 4 < epoch < 5

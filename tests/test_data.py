@@ -4,15 +4,15 @@ import sys
 
 import torch
 
-import train_common
-from conftest import ROOT, run_script
+import hpo.data
+from conftest import run_script
 
 
 def test_split_is_fixed_and_disjoint():
-    (xtr, ytr), (xva, yva), (xte, yte) = train_common.load_data()
+    (xtr, ytr), (xva, yva), (xte, yte) = hpo.data.load_data()
     assert xtr.shape == (50000, 1, 28, 28) and xtr.dtype == torch.uint8
     assert len(yva) == 10000 and len(yte) == 10000
-    again = train_common.load_data()
+    again = hpo.data.load_data()
     assert torch.equal(again[1][0], xva)  # the same held-out images
     # no validation image is also a training image
     train_rows = {bytes(row) for row in xtr.flatten(1).numpy()}
@@ -22,9 +22,9 @@ def test_split_is_fixed_and_disjoint():
 
 
 def test_concurrent_preparation_does_not_race(tmp_path):
-    code = ('import train_common, torch; p = train_common.prepare_data(); '
+    code = ('import hpo.data, torch; p = hpo.data.prepare_data(); '
             'd = torch.load(p); print(len(d["train_y"]), len(d["test_y"]))')
-    env = {'HPO_DATA_DIR': str(tmp_path), 'PYTHONPATH': str(ROOT),
+    env = {'HPO_DATA_DIR': str(tmp_path),
            'PATH': '/usr/bin:/bin'}
     procs = [subprocess.Popen([sys.executable, '-c', code], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -36,7 +36,7 @@ def test_concurrent_preparation_does_not_race(tmp_path):
     assert sum('Prepared Fashion-MNIST' in out for out, _ in outs) == 1
     assert sorted(p.name for p in tmp_path.iterdir()
                   if not p.name.startswith('.prepare')) == [
-        train_common.DATA_FILE]
+        hpo.data.DATA_FILE]
 
 
 def offline_without_data(tmp_path):
@@ -56,14 +56,14 @@ def test_no_data_offline_names_what_to_install(tmp_path):
     assert metrics == []
     assert 'apt-get install dataset-fashion-mnist' in proc.stderr
     assert 'Traceback' not in proc.stderr
-    assert not (tmp_path / 'data' / train_common.DATA_FILE).exists()
+    assert not (tmp_path / 'data' / hpo.data.DATA_FILE).exists()
 
 
 def truncated_copy(directory):
     """A real prepared file cut to a third, as an interrupted copy leaves."""
     directory.mkdir(parents=True, exist_ok=True)
-    whole = train_common.prepare_data().read_bytes()
-    broken = directory / train_common.DATA_FILE
+    whole = hpo.data.prepare_data().read_bytes()
+    broken = directory / hpo.data.DATA_FILE
     broken.write_bytes(whole[:len(whole) // 3])
     return broken
 
@@ -86,9 +86,9 @@ def test_truncated_file_is_prepared_again(tmp_path):
 
 def test_foreign_file_is_prepared_again(tmp_path, monkeypatch, capsys):
     torch.save({'train_x': torch.zeros(3, dtype=torch.uint8)},
-               tmp_path / train_common.DATA_FILE)
+               tmp_path / hpo.data.DATA_FILE)
     monkeypatch.setenv('HPO_DATA_DIR', str(tmp_path))
-    (xtr, _), (xva, _), _ = train_common.load_data(n_train=100)
+    (xtr, _), (xva, _), _ = hpo.data.load_data(n_train=100)
     assert xtr.shape == (100, 1, 28, 28) and len(xva) == 10000
     err = capsys.readouterr().err
     assert 'does not hold the prepared Fashion-MNIST' in err

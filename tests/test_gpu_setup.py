@@ -2,7 +2,7 @@
 
 A fake ``nvidia-smi`` on the ``PATH`` answers ``--list-gpus`` like a machine
 with 1, 2 or 4 GPUs. That is how Syne Tune's ``LocalBackend`` finds GPUs,
-and how ``hpo_utils.choose_setup`` counts them, so everything above the
+and how ``hpo.setups.choose_setup`` counts them, so everything above the
 driver runs as on a GPU machine: the set-up the notebooks choose, the GPUs
 the backend hands out to concurrent trials through ``CUDA_VISIBLE_DEVICES``,
 and the trials themselves, which find that CUDA is not usable, say so, and
@@ -25,7 +25,8 @@ import torch
 
 from conftest import ROOT, run_script
 
-import hpo_utils
+import hpo.setups
+import hpo.trials
 
 SCRIPTS = ['train_script.py', 'train_script_report_eachepoch.py']
 TINY = ['--max_epochs', '1', '--n_train', '500', '--batch_size', '64']
@@ -80,12 +81,12 @@ def fake_gpus(tmp_path, monkeypatch):
 def test_setup_follows_the_gpus_nvidia_smi_lists(fake_gpus, capsys, n_gpus,
                                                  workers):
     fake_gpus(n_gpus)
-    setup = hpo_utils.choose_setup('full')  # nothing but the machine
-    per_gpu = hpo_utils.TRIALS_PER_GPU.get(n_gpus, 1)
+    setup = hpo.setups.choose_setup('full')  # nothing but the machine
+    per_gpu = hpo.setups.TRIALS_PER_GPU.get(n_gpus, 1)
     assert (setup.n_workers, setup.trials_per_gpu) == (workers, per_gpu)
     assert setup.gpus == tuple(range(workers // per_gpu))
     assert setup.gpus_to_use == list(setup.gpus)
-    assert setup.constants == hpo_utils.SETUPS['GPU']['constants']
+    assert setup.constants == hpo.setups.SETUPS['GPU']['constants']
     assert f'set-up "{len(setup.gpus)} GPU(s)"' in str(setup)
     said = capsys.readouterr().out
     if not CUDA:  # forced onto fake GPUs: the set-up says what follows
@@ -98,11 +99,11 @@ def test_gpus_pytorch_cannot_use_mean_the_cpu_set_up(
         fake_gpus, capsys, monkeypatch):
     fake_gpus(2)
     monkeypatch.setenv('HPO_SETUP', 'auto')  # what a reader gets
-    hardware = hpo_utils.detect_hardware()
+    hardware = hpo.setups.detect_hardware()
     assert hardware.gpus == () and hardware.problem
-    setup = hpo_utils.choose_setup('full', cores=2)
+    setup = hpo.setups.choose_setup('full', cores=2)
     assert setup.name == 'CPU' and setup.gpus_per_trial == 0
-    assert setup.constants == hpo_utils.SETUPS['CPU']['constants']
+    assert setup.constants == hpo.setups.SETUPS['CPU']['constants']
     said = capsys.readouterr().out.strip().splitlines()
     assert len(said) == 1 and 'using the CPU set-up' in said[0]
     assert hardware.problem in said[0]
@@ -111,33 +112,33 @@ def test_gpus_pytorch_cannot_use_mean_the_cpu_set_up(
 @pytest.mark.parametrize('n_gpus', [1, 2, 4])
 def test_test_budget_keeps_tiny_lenet_trials_on_gpus(fake_gpus, n_gpus):
     fake_gpus(n_gpus)
-    setup = hpo_utils.choose_setup('test')
+    setup = hpo.setups.choose_setup('test')
     assert setup.name == f'test ({n_gpus} GPU(s))'
     assert setup.n_workers == max(2, n_gpus) and setup.gpus_per_trial == 1
-    assert setup.constants == hpo_utils.SETUPS['test']['constants']
+    assert setup.constants == hpo.setups.SETUPS['test']['constants']
 
 
 def test_failing_nvidia_smi_means_no_gpu(fake_gpus):
     fake_gpus(4, returncode=9)  # e.g. a driver/library version mismatch
-    setup = hpo_utils.choose_setup('full', cores=2)
+    setup = hpo.setups.choose_setup('full', cores=2)
     assert setup.n_gpus == 0 and setup.gpus_per_trial == 0
     assert setup.name == 'CPU'
-    assert setup.constants == hpo_utils.SETUPS['CPU']['constants']
+    assert setup.constants == hpo.setups.SETUPS['CPU']['constants']
 
 
 def test_cuda_visible_devices_limits_the_gpus(fake_gpus, monkeypatch):
     fake_gpus(4)
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3,1')
-    setup = hpo_utils.choose_setup('test')
+    setup = hpo.setups.choose_setup('test')
     assert setup.n_workers == 2 and setup.gpus_to_use == [3, 1]
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')  # one: shared
-    setup = hpo_utils.choose_setup('test')
+    setup = hpo.setups.choose_setup('test')
     assert setup.n_workers == 2 and setup.gpus_to_use == [3]
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')  # all hidden
-    setup = hpo_utils.choose_setup('test', cores=2)
+    setup = hpo.setups.choose_setup('test', cores=2)
     assert setup.n_gpus == 0 and setup.n_workers == 2
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', 'GPU-fake-0')  # a UUID
-    setup = hpo_utils.choose_setup('test')
+    setup = hpo.setups.choose_setup('test')
     assert setup.n_workers == 4 and setup.gpus_to_use == [0, 1, 2, 3]
 
 
@@ -166,7 +167,7 @@ def test_one_gpu_is_recognised_by_nvidia_smi_alone(fake_gpus):
     env = dict(os.environ, PATH=path)
     env.pop('CUDA_VISIBLE_DEVICES', None)
     proc = subprocess.run(
-        [sys.executable, '-c', 'import train_common as t; '
+        [sys.executable, '-c', 'import hpo.training as t; '
          'd, w = t.choose_device(); print(d); print(w)'],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     device, warning = proc.stdout.splitlines()
@@ -198,18 +199,18 @@ def test_script_trains_on_a_real_gpu(options):
 # LocalBackend hands out the fake GPUs to concurrent trials
 
 TUNER = textwrap.dedent('''
-    import os, sys
-    sys.path.insert(0, {chapter!r})
+    import os
     import numpy as np
-    import hpo_utils
+    import hpo.setups
+    import hpo.tuner
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend import LocalBackend
     from syne_tune.optimizer.baselines import RandomSearch
-    setup = hpo_utils.choose_setup()  # from the (fake) nvidia-smi
+    setup = hpo.setups.choose_setup()  # from the (fake) nvidia-smi
     print('workers', setup.n_workers, flush=True)
     os.environ['OMP_NUM_THREADS'] = '1'
     np.random.seed(0)
-    space = dict(hpo_utils.search_space(), **setup.constants)
+    space = dict(hpo.tuner.search_space(), **setup.constants)
     space.update(max_epochs=1, n_train=500)  # shrunk further
     tuner = Tuner(
         trial_backend=LocalBackend(
@@ -259,7 +260,7 @@ def check_gpus_of_concurrent_trials(exp, gpus, per_gpu):
     pairs of trials that overlapped in time, and of those that shared a
     GPU while they did, and the trial table.
     """
-    trials = hpo_utils.trial_table(exp)
+    trials = hpo.trials.trial_table(exp)
     devices = trial_devices(exp)
     silent = trials.loc[sorted(set(trials.index) - set(devices))]
     assert (silent['status'] == 'cut off').all(), silent
@@ -296,15 +297,14 @@ def test_local_backend_gives_concurrent_trials_their_gpus(
     if visible is not None:
         monkeypatch.setenv('CUDA_VISIBLE_DEVICES', visible)
     folder = tmp_path / 'experiments'
-    code = TUNER.format(chapter=str(ROOT / 'chapter_hpo'),
-                        script=str(ROOT / 'train_script_report_eachepoch.py'),
+    code = TUNER.format(script=str(ROOT / 'train_script_report_eachepoch.py'),
                         finished=len(gpus) + 2)
     env = dict(os.environ, HPO_BUDGET='test', SYNETUNE_FOLDER=str(folder))
     proc = subprocess.run([sys.executable, '-c', code], cwd=tmp_path,
                           env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    setup = hpo_utils.choose_setup('test')  # as the tuner saw it
+    setup = hpo.setups.choose_setup('test')  # as the tuner saw it
     assert f'workers {setup.n_workers}' in proc.stdout
     assert setup.gpus == tuple(gpus)
     name = re.search(r'^tuner (\S+)$', proc.stdout, re.M).group(1)
@@ -328,11 +328,12 @@ def test_ray_nodes_offer_the_gpus_of_the_set_up(fake_gpus, monkeypatch,
     trials asking for ``setup.gpu_share`` run as many to a GPU as the
     set-up says, on those GPUs."""
     import ray
-    import hpo_ray
+    import hpo.ray_tuning
+    import hpo.setups
     fake_gpus(n_gpus)
     if visible is not None:
         monkeypatch.setenv('CUDA_VISIBLE_DEVICES', visible)
-    setup = hpo_utils.choose_setup('test')
+    setup = hpo.setups.choose_setup('test')
 
     @ray.remote(num_cpus=setup.threads_per_trial, num_gpus=setup.gpu_share)
     def trial():
@@ -341,7 +342,7 @@ def test_ray_nodes_offer_the_gpus_of_the_set_up(fake_gpus, monkeypatch,
         return (ray.get_runtime_context().get_node_id(),
                 os.environ['CUDA_VISIBLE_DEVICES'])
 
-    with hpo_ray.RayCluster.for_setup(setup) as cluster:
+    with hpo.ray_tuning.RayCluster.for_setup(setup) as cluster:
         nodes = cluster.nodes()
         assert len(nodes) == len(setup.gpus)  # one node per GPU
         assert (nodes['GPUs'] == 1).all()
@@ -423,12 +424,12 @@ def ray_trials_shared_gpu_0(results):
 def test_section_runs_two_trials_on_one_fake_gpu(fake_gpus, tmp_path,
                                                  section):
     from syne_tune.experiments import load_experiment
-    import train_common
+    import hpo.data
     fake_gpus(1)
     folder = tmp_path / 'experiments'
     env = dict(os.environ, HPO_BUDGET='test', SYNETUNE_FOLDER=str(folder),
                HPO_RAY_RESULTS=str(tmp_path / 'ray_results'),
-               HPO_DATA_DIR=str(train_common.data_dir()))
+               HPO_DATA_DIR=str(hpo.data.data_dir()))
     text = run_section(section, tmp_path / 'book', env)
     assert 'set-up "test (1 GPU(s))": 2 workers' in text
     assert '2 trial(s) per GPU' in text

@@ -10,7 +10,8 @@ import re
 import nbformat
 import pytest
 
-import hpo_utils
+import hpo.trials
+import hpo.tuner
 from conftest import (BUILD, EXPERIMENTS, ROOT, busy_by_sampling,
                       epochs_where_asha_stops)
 
@@ -66,7 +67,7 @@ def test_busy_fraction_is_computed_from_the_run(html_build, name):
     assert m, text[-2000:]
     n_trials, horizon, n_workers, busy = m.groups()
     exp = experiment(text)
-    trials = hpo_utils.trial_table(exp)
+    trials = hpo.trials.trial_table(exp)
     trial_dirs = [p for p in exp.path.iterdir() if p.name.isdigit()]
     assert int(n_trials) == len(trials) == len(trial_dirs)
     assert int(n_workers) == 2
@@ -87,15 +88,16 @@ def test_real_run_is_placed_among_simulations_on_its_clock(html_build,
                                                            name):
     """The speed factor printed is the one the run's own reports give,
     and the placement counts the run's trials."""
-    import hpo_sim
+    import hpo.sim
+    import hpo.trials
     text = text_of(outputs(name)[1])
     m = PLACED.search(text)
     assert m, text[-3000:]
     factor, _, n_trials, seeds, low, high, verdict = m.groups()
     exp = experiment(text)
-    trials = hpo_utils.trial_table(exp)
-    curves = hpo_sim.load_curves(hpo_sim.TEST_CURVES)
-    measured = hpo_sim.speed_factor(hpo_utils.report_times(exp), trials,
+    trials = hpo.trials.trial_table(exp)
+    curves = hpo.sim.load_curves(hpo.sim.TEST_CURVES)
+    measured = hpo.sim.speed_factor(hpo.trials.report_times(exp), trials,
                                     curves)
     assert float(factor) == pytest.approx(measured, abs=0.0006)
     assert int(n_trials) == len(trials) and int(seeds) == 20
@@ -126,7 +128,7 @@ def test_rung_levels_printed_are_where_asha_stops(html_build):
     r_max = int(m.group(2))
     grace, eta = 1, 3  # as passed to ASHA in the section
     from syne_tune.optimizer.baselines import ASHA
-    scheduler = ASHA(dict(hpo_utils.search_space(), max_epochs=r_max),
+    scheduler = ASHA(dict(hpo.tuner.search_space(), max_epochs=r_max),
                      metric='validation_error', time_attr='epoch',
                      max_t=r_max, grace_period=grace, reduction_factor=eta,
                      do_minimize=True, random_seed=0)

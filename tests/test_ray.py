@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT
 
-import asha_rules
-import hpo_ray
-import hpo_sim
-import hpo_utils
+import hpo.asha_rules
+import hpo.ray_tuning
+import hpo.sim
+import hpo.tuner
 
 MAX_EPOCHS, ETA = 4, 2
 LEVELS = [1, 2]
@@ -39,18 +38,19 @@ FIRST = [{'learning_rate': 0.1, 'momentum': 0.5, 'batch_size': 64},
          {'learning_rate': 0.01, 'momentum': 0.9, 'batch_size': 128},
          {'learning_rate': -1.0, 'momentum': 0.5, 'batch_size': 64}]
 # then configurations drawn as the section draws them
-CONFIGS = [dict(c, **SMALL) for c in FIRST] + hpo_ray.draw_configurations(
-    dict(hpo_utils.search_space(), **SMALL), N_TRIALS - len(FIRST), 0)
+CONFIGS = [dict(c, **SMALL) for c in FIRST]
+CONFIGS += hpo.ray_tuning.draw_configurations(
+    dict(hpo.tuner.search_space(), **SMALL), N_TRIALS - len(FIRST), 0)
 
 
 @pytest.fixture(scope='module')
 def cluster():
-    c = hpo_ray.RayCluster(n_nodes=2, cpus_per_node=1)
+    c = hpo.ray_tuning.RayCluster(n_nodes=2, cpus_per_node=1)
     try:
         yield c.start()
     finally:
         c.shutdown()
-        hpo_ray.kill_tagged(c.tag)  # in case shutdown itself failed
+        hpo.ray_tuning.kill_tagged(c.tag)  # in case shutdown itself failed
 
 
 @pytest.fixture(scope='module')
@@ -59,13 +59,13 @@ def experiment(cluster, tmp_path_factory):
     from ray.tune.search.basic_variant import BasicVariantGenerator
     tmp = tmp_path_factory.mktemp('ray')
     events = tmp / 'events.jsonl'
-    scheduler = hpo_ray.RecordingASHA(
+    scheduler = hpo.ray_tuning.RecordingASHA(
         str(events), time_attr='epoch', metric='validation_error',
         mode='min', max_t=MAX_EPOCHS, grace_period=1, reduction_factor=ETA)
-    space = hpo_ray.ray_search_space(dict(hpo_utils.search_space(),
-                                          **SMALL))
+    space = hpo.ray_tuning.ray_search_space(
+        dict(hpo.tuner.search_space(), **SMALL))
     tuner = tune.Tuner(
-        tune.with_resources(hpo_ray.train_fn, {'cpu': 1}),
+        tune.with_resources(hpo.ray_tuning.train_fn, {'cpu': 1}),
         param_space=space,
         tune_config=tune.TuneConfig(
             scheduler=scheduler, num_samples=len(CONFIGS),
@@ -76,7 +76,7 @@ def experiment(cluster, tmp_path_factory):
             log_to_file=True,
             failure_config=tune.FailureConfig(max_failures=0)))
     grid = tuner.fit()
-    trials = hpo_ray.trial_table(grid, events, cluster.nodes())
+    trials = hpo.ray_tuning.trial_table(grid, events, cluster.nodes())
     return grid, trials, events
 
 
@@ -85,8 +85,8 @@ def test_no_cluster_at_ray_address_is_a_clear_error():
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     started = time.time()
-    with pytest.raises(hpo_ray.NoClusterError) as info:
-        hpo_ray.RayCluster(address=f'127.0.0.1:{port}').start()
+    with pytest.raises(hpo.ray_tuning.NoClusterError) as info:
+        hpo.ray_tuning.RayCluster(address=f'127.0.0.1:{port}').start()
     message = str(info.value)
     assert f"RAY_ADDRESS='127.0.0.1:{port}'" in message
     assert 'ray start --head' in message
@@ -95,8 +95,8 @@ def test_no_cluster_at_ray_address_is_a_clear_error():
 
 def test_search_space_is_the_same_as_syne_tunes():
     from ray.tune.search.sample import Float, Integer
-    st = hpo_utils.search_space()
-    ray_space = hpo_ray.ray_search_space(dict(st, max_epochs=3))
+    st = hpo.tuner.search_space()
+    ray_space = hpo.ray_tuning.ray_search_space(dict(st, max_epochs=3))
     assert ray_space['max_epochs'] == 3
     for name in ('learning_rate', 'momentum'):
         assert isinstance(ray_space[name], Float)
@@ -119,7 +119,7 @@ def ray_scheduler(max_t, eta):
                               reduction_factor=eta)
 
     def report(trial_id, epoch, error, new):
-        trial = hpo_ray._ToyTrial(str(trial_id))
+        trial = hpo.ray_tuning._ToyTrial(str(trial_id))
         if new:
             scheduler.on_trial_add(None, trial)
         return scheduler.on_trial_result(
@@ -180,9 +180,9 @@ def test_recomputed_rule_matches_the_librarys_scheduler(library, make):
     past a rung: each rule's recomputation decides as its library."""
     max_t, eta = 27, 3
     results = random_run(make(max_t, eta), max_t)
-    results['expected'] = asha_rules.decisions(
-        results, hpo_sim.rung_levels_formula(1, eta, max_t), max_t, eta,
-        asha_rules.RULES[library])
+    results['expected'] = hpo.asha_rules.decisions(
+        results, hpo.sim.rung_levels_formula(1, eta, max_t), max_t, eta,
+        hpo.asha_rules.RULES[library])
     decided = results[results.expected != 'TIE']
     assert (decided['decision'] == decided['expected']).all()
     assert len(decided) > 0.95 * len(results)
@@ -197,9 +197,9 @@ def test_syne_tunes_rule_is_never_stricter_than_rays_for_small_eta(eta):
     counts = []
     for seed in range(20):
         reports = random_run(ray_scheduler(27, eta), 27, seed=seed)
-        table = asha_rules.both_rules(
-            reports, hpo_sim.rung_levels_formula(1, eta, 27), 27, eta)
-        counts.append(asha_rules.disagreements(table, 27))
+        table = hpo.asha_rules.both_rules(
+            reports, hpo.sim.rung_levels_formula(1, eta, 27), 27, eta)
+        counts.append(hpo.asha_rules.disagreements(table, 27))
     counts = pd.DataFrame(counts)
     assert (counts['stopped by Syne Tune, continued by Ray Tune'] == 0).all()
     assert counts['stopped by Ray Tune, continued by Syne Tune'].sum() > 0
@@ -208,10 +208,10 @@ def test_syne_tunes_rule_is_never_stricter_than_rays_for_small_eta(eta):
 def test_with_eta_4_syne_tune_can_stop_what_ray_continues():
     """The exercise's counterexample, with both libraries' schedulers."""
     errors = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.22]
-    table = hpo_ray.toy_decisions(errors, reduction_factor=4)
+    table = hpo.ray_tuning.toy_decisions(errors, reduction_factor=4)
     last = table.iloc[-1]
     assert (last['Ray Tune'], last['Syne Tune']) == ('CONTINUE', 'STOP')
-    for name in asha_rules.RULES:
+    for name in hpo.asha_rules.RULES:
         assert (table[name] == table[f'{name}, recomputed']).all()
 
 
@@ -224,12 +224,12 @@ def test_both_libraries_run_the_drawn_list_without_repeats():
 
     from syne_tune.backend.trial_status import Trial
     from syne_tune.optimizer.baselines import ASHA
-    space = dict(hpo_utils.search_space(), **SMALL)
-    configs = hpo_ray.draw_configurations(space, 200, 0)
+    space = dict(hpo.tuner.search_space(), **SMALL)
+    configs = hpo.ray_tuning.draw_configurations(space, 200, 0)
     keys = {tuple(sorted(c.items())) for c in configs}
     assert len(keys) == len(configs) == 200
-    assert configs == hpo_ray.draw_configurations(space, 200, 0)
-    assert configs != hpo_ray.draw_configurations(space, 200, 1)
+    assert configs == hpo.ray_tuning.draw_configurations(space, 200, 0)
+    assert configs != hpo.ray_tuning.draw_configurations(space, 200, 1)
     np.random.seed(0)
     scheduler = ASHA(space, metric='validation_error', time_attr='epoch',
                      max_t=MAX_EPOCHS, grace_period=1, reduction_factor=3,
@@ -248,7 +248,7 @@ def test_both_libraries_run_the_drawn_list_without_repeats():
 
 def test_ray_ran_the_list_in_order(experiment):
     _, trials, _ = experiment
-    assert hpo_ray.configurations_run(trials, CONFIGS) == len(trials)
+    assert hpo.ray_tuning.configurations_run(trials, CONFIGS) == len(trials)
     assert len(trials) == N_TRIALS
 
 
@@ -261,10 +261,10 @@ def test_list_check_skips_a_trial_cut_off_before_it_reported():
     trials = pd.DataFrame(configs[:2],
                           index=['ab_00000', 'ab_00001'])
     trials.loc['ab_00002'] = np.nan  # cut off: nothing recorded
-    assert hpo_ray.configurations_run(trials, configs) == 3
+    assert hpo.ray_tuning.configurations_run(trials, configs) == 3
     trials.loc['ab_00001', 'batch_size'] = 99
     with pytest.raises(ValueError, match='position 1'):
-        hpo_ray.configurations_run(trials, configs)
+        hpo.ray_tuning.configurations_run(trials, configs)
 
 
 def test_trials_ran_on_both_nodes_in_reused_processes(experiment, cluster):
@@ -283,12 +283,12 @@ def test_asha_stops_only_at_rung_levels(experiment):
     stopped = trials[trials['status'] == 'stopped']
     assert len(stopped) >= 1, trials
     assert set(stopped['epochs']) <= set(LEVELS)
-    assert hpo_sim.rung_levels_formula(1, ETA, MAX_EPOCHS) == LEVELS
+    assert hpo.sim.rung_levels_formula(1, ETA, MAX_EPOCHS) == LEVELS
 
 
 def test_every_decision_matches_the_recomputation(experiment):
     _, trials, events = experiment
-    check = hpo_ray.decision_check(events, MAX_EPOCHS, 1, ETA)
+    check = hpo.ray_tuning.decision_check(events, MAX_EPOCHS, 1, ETA)
     assert check['agrees'].all(), check
     assert (check['decision'] == 'STOP').any()
     # every report of every trial that reported was seen by the scheduler
@@ -301,7 +301,7 @@ def test_failing_trial_is_reported_and_the_experiment_goes_on(
     failed = trials[trials['status'] == 'failed']
     assert len(failed) == 1
     assert failed['learning_rate'].iloc[0] == -1.0
-    hpo_ray.failed_trials(trials)
+    hpo.ray_tuning.failed_trials(trials)
     out = capsys.readouterr().out
     assert f'trial {failed.index[0]} failed; its log is' in out
     assert 'argument --learning_rate: must be a number > 0' in out
@@ -334,7 +334,7 @@ def test_trial_cut_off_before_its_first_report_keeps_its_row(
     with reuse_actors=False); the table takes the config the scheduler
     recorded when it chose the trial, and calls the trial cut off."""
     grid, trials, events = experiment
-    recorded = hpo_ray.read_events(events)
+    recorded = hpo.ray_tuning.read_events(events)
     assert recorded[recorded.event == 'chosen']['config'].map(
         lambda c: c['learning_rate']).notna().all()
     config = dict(FIRST[0], **SMALL)
@@ -345,7 +345,7 @@ def test_trial_cut_off_before_its_first_report_keeps_its_row(
     extra.write_text(Path(events).read_text() + json.dumps(dict(
         event='chosen', trial_id='abcde_00099', config=config,
         time=float(recorded['time'].max()) + 1)) + '\n')
-    table = hpo_ray.trial_table([*grid, late], extra, cluster.nodes())
+    table = hpo.ray_tuning.trial_table([*grid, late], extra, cluster.nodes())
     assert len(table) == len(trials) + 1
     row = table.loc['abcde_00099']
     assert row['status'] == 'cut off' and row['epochs'] == 0
@@ -354,12 +354,11 @@ def test_trial_cut_off_before_its_first_report_keeps_its_row(
 
 def test_interrupted_run_leaves_no_ray_process(tmp_path):
     """Ctrl+C while a cluster is up: everything it started goes away."""
-    code = textwrap.dedent(f'''
+    code = textwrap.dedent('''
         import signal, sys, time
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        sys.path.insert(0, {str(ROOT / 'chapter_hpo')!r})
-        import hpo_ray
-        with hpo_ray.RayCluster(n_nodes=2) as cluster:
+        import hpo.ray_tuning
+        with hpo.ray_tuning.RayCluster(n_nodes=2) as cluster:
             print(cluster.tag, flush=True)
             time.sleep(600)
     ''')
@@ -369,14 +368,15 @@ def test_interrupted_run_leaves_no_ray_process(tmp_path):
     try:
         tag = proc.stdout.readline().strip()
         assert tag.startswith('hpo-ray-'), 'the cluster did not start'
-        assert len(hpo_ray.tagged_processes(tag)) >= 4  # 2 raylets, GCS...
+        # 2 raylets, GCS, ...
+        assert len(hpo.ray_tuning.tagged_processes(tag)) >= 4
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
-        assert hpo_ray.tagged_processes(tag) == []
+        assert hpo.ray_tuning.tagged_processes(tag) == []
     finally:
         proc.kill()
         if tag:
-            hpo_ray.kill_tagged(tag)
+            hpo.ray_tuning.kill_tagged(tag)
 
 
 def test_shutdown_leaves_no_ray_process(cluster):

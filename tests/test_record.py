@@ -12,15 +12,16 @@ import pandas as pd
 import psutil
 import pytest
 
-import hpo_sim
+import hpo.record_curves
+import hpo.sim
 from conftest import ROOT
 
-RECORDER = ROOT / 'chapter_hpo' / 'record_curves.py'
+RECORDER = ['-m', 'hpo.record_curves']
 
 
 def record(output, *args, timeout=600):
     return subprocess.run(
-        [sys.executable, str(RECORDER), '--budget', 'test', '--output',
+        [sys.executable, *RECORDER, '--budget', 'test', '--output',
          str(output), *args], capture_output=True, text=True, cwd=ROOT,
         timeout=timeout)
 
@@ -35,7 +36,7 @@ def test_records_and_resumes(tmp_path):
     assert 'recording 1 configurations' in again.stdout
     done = record(out, '--n_configs', '3')
     assert 'all 3 configurations are in' in done.stdout
-    curves = hpo_sim.load_curves(out)  # every epoch of every curve
+    curves = hpo.sim.load_curves(out)  # every epoch of every curve
     assert sorted(curves['config_id'].unique()) == [0, 1, 2]
     assert curves['epoch'].max() == 9
     header = [line for line in out.read_text().splitlines()
@@ -44,8 +45,7 @@ def test_records_and_resumes(tmp_path):
                          'n_train=1000 threads_per_trial=1 n_workers=2')
     assert any(line.startswith('# resumed with 2 done') for line in header)
     # configuration i does not depend on how many are recorded
-    import record_curves
-    configs = record_curves.sample_configs(3, seed=1)
+    configs = hpo.record_curves.sample_configs(3, seed=1)
     recorded = curves.groupby('config_id')[
         ['learning_rate', 'momentum', 'batch_size']].first()
     for i, config in enumerate(configs):
@@ -79,7 +79,7 @@ def test_interrupt_keeps_finished_curves_and_kills_trials(tmp_path, sig):
     # the recorder's own handlers decide; a job that ignores SIGINT would
     # pass that on, so give the child the default disposition
     proc = subprocess.Popen(
-        [sys.executable, str(RECORDER), '--budget', 'test', '--output',
+        [sys.executable, *RECORDER, '--budget', 'test', '--output',
          str(out), '--n_configs', '4'], cwd=ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -108,7 +108,7 @@ def test_interrupt_keeps_finished_curves_and_kills_trials(tmp_path, sig):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    curves = hpo_sim.load_curves(out)
+    curves = hpo.sim.load_curves(out)
     n = curves['config_id'].nunique()
     assert 1 <= n < 4
     raw = pd.read_csv(out, comment='#')
@@ -116,4 +116,4 @@ def test_interrupt_keeps_finished_curves_and_kills_trials(tmp_path, sig):
     resumed = record(out, '--n_configs', '4')
     assert resumed.returncode == 0, resumed.stderr
     assert f'recording {4 - n} configurations' in resumed.stdout
-    assert hpo_sim.load_curves(out)['config_id'].nunique() == 4
+    assert hpo.sim.load_curves(out)['config_id'].nunique() == 4

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-import train_common
+import hpo.data
+import hpo.training
 
 from conftest import SMALL, run_script
 
@@ -100,12 +101,12 @@ def test_checkpoint_dir_argument_is_accepted(tmp_path):
 
 def test_sgd_matches_torch_optim():
     torch.manual_seed(0)
-    models = [train_common.build_model('lenet', 28, 'cpu') for _ in '12']
+    models = [hpo.training.build_model('lenet', 28, 'cpu') for _ in '12']
     models[1].load_state_dict(models[0].state_dict())
     before = models[0].net[0].weight.detach().clone()
-    ours = train_common.SGD(models[0].parameters(), 0.05, 0.9)
+    ours = hpo.training.SGD(models[0].parameters(), 0.05, 0.9)
     theirs = torch.optim.SGD(models[1].parameters(), lr=0.05, momentum=0.9)
-    (x, y), _, _ = train_common.load_data(n_train=256)
+    (x, y), _, _ = hpo.data.load_data(n_train=256)
     for i in range(0, 256, 64):
         for model, opt in zip(models, (ours, theirs)):
             loss = torch.nn.functional.cross_entropy(
@@ -135,18 +136,18 @@ def test_out_of_gpu_memory_ends_training_with_one_line(monkeypatch, error,
     from conftest import failing_cross_entropy
     monkeypatch.setattr(torch.nn.functional, 'cross_entropy',
                         failing_cross_entropy(3, error))
-    models, build = [], train_common.build_model
+    models, build = [], hpo.training.build_model
 
     def build_and_watch(*args):
         model = build(*args)
         models.append(weakref.ref(model))
         return model
-    monkeypatch.setattr(train_common, 'build_model', build_and_watch)
-    args = train_common.make_parser('test').parse_args(
+    monkeypatch.setattr(hpo.training, 'build_model', build_and_watch)
+    args = hpo.training.make_parser('test').parse_args(
         ['--batch_size', '64', '--max_epochs', '2', *SMALL[:2]])
     epochs = []
     with pytest.raises(SystemExit) as stop:
-        for epoch, _ in train_common.train(args):
+        for epoch, _ in hpo.training.train(args):
             epochs.append(epoch)
     message = stop.value.code
     assert epochs == []  # it ran out of memory in the first epoch
@@ -162,6 +163,6 @@ def test_other_errors_in_training_are_not_called_out_of_memory(
     from conftest import failing_cross_entropy
     bug = failing_cross_entropy(2, lambda: RuntimeError('a bug'))
     monkeypatch.setattr(torch.nn.functional, 'cross_entropy', bug)
-    args = train_common.make_parser('test').parse_args(SMALL[:2])
+    args = hpo.training.make_parser('test').parse_args(SMALL[:2])
     with pytest.raises(RuntimeError, match='^a bug$'):
-        list(train_common.train(args))
+        list(hpo.training.train(args))

@@ -9,7 +9,9 @@ from datetime import datetime
 
 import numpy as np
 
-import hpo_utils
+import hpo.setups
+import hpo.trials  # noqa: F401 (the cell uses it)
+import hpo.tuner
 from conftest import ROOT
 
 CELL = re.compile(r'^```\{\.python \.input\}\n(.*?)^```$', re.S | re.M)
@@ -28,9 +30,9 @@ def suggestions(code, n=80):
     each trial reporting at the first rung before the next is drawn."""
     from syne_tune.backend.trial_status import Trial
     from syne_tune.optimizer.baselines import ASHA
-    setup = hpo_utils.choose_setup('full', n_gpus=0)
-    space = dict(hpo_utils.search_space(), **setup.constants)
-    scope = dict(np=np, ASHA=ASHA, hpo_utils=hpo_utils, config_space=space,
+    setup = hpo.setups.choose_setup('full', n_gpus=0)
+    space = dict(hpo.tuner.search_space(), **setup.constants)
+    scope = dict(np=np, ASHA=ASHA, hpo=hpo, config_space=space,
                  max_epochs=setup.constants['max_epochs'], print=print)
     state = np.random.get_state()
     try:

@@ -28,7 +28,7 @@ def test_section_shows_its_whole_training_script(section, script):
 
 @pytest.mark.parametrize('section', sorted(WHOLE_FILES) + EXCERPTS_ONLY)
 def test_every_shown_excerpt_is_verbatim(section):
-    files = [*ROOT.glob('*.py'), *ROOT.glob('chapter_hpo/*.py')]
+    files = [*ROOT.glob('*.py'), *ROOT.glob('hpo/*.py')]
     sources = {str(p.relative_to(ROOT)): p.read_text() for p in files}
     assert shown_blocks(section), f'{section} shows no code'
     for block in shown_blocks(section):
@@ -38,15 +38,15 @@ def test_every_shown_excerpt_is_verbatim(section):
 
 def test_shown_search_space_is_the_one_both_sections_tune():
     """rs-async.md spells the search space out; sh-async.md, the recorder
-    of the simulator's table and the tests use hpo_utils.search_space()."""
-    import hpo_utils
+    of the simulator's table and the tests use hpo.tuner.search_space()."""
+    import hpo.tuner
     from syne_tune import config_space as cs
     text = (ROOT / 'chapter_hpo' / 'rs-async.md').read_text()
     literal = re.search(r'^config_space = (\{\n.*?^\})$', text,
                         re.S | re.M).group(1)
     shown = eval(literal, {name: getattr(cs, name) for name in
                            ('loguniform', 'uniform', 'randint')})
-    expected = hpo_utils.search_space()
+    expected = hpo.tuner.search_space()
     assert list(shown) == list(expected)
     for name, domain in expected.items():
         assert type(shown[name]) is type(domain)
@@ -55,7 +55,7 @@ def test_shown_search_space_is_the_one_both_sections_tune():
 
 
 # how an experiment runs: the same in every section and in the benchmarks'
-# hpo_utils.run_experiment (the entry point and the budget differ)
+# hpo.tuner.run_experiment (the entry point and the budget differ)
 RUN_ARGUMENTS = {'LocalBackend': ('num_gpus_per_trial', 'gpus_to_use'),
                  'Tuner': ('n_workers', 'sleep_time', 'max_failures')}
 CODE_CELL = re.compile(r'^```\{\.python \.input\}\n(.*?)^```$', re.S | re.M)
@@ -78,10 +78,10 @@ def run_arguments(source):
                                      'hpo-ray.md'])
 def test_benchmarks_run_experiments_as_the_sections_do(section):
     import inspect
-    import hpo_utils
+    import hpo.tuner
     text = (ROOT / 'chapter_hpo' / section).read_text()
     cells = '\n'.join(c.replace('%', '#') for c in CODE_CELL.findall(text))
     shown = run_arguments(cells)
-    library = run_arguments(inspect.getsource(hpo_utils.run_experiment))
+    library = run_arguments(inspect.getsource(hpo.tuner.run_experiment))
     assert sorted(name for name, _ in shown) == ['LocalBackend', 'Tuner']
     assert sorted(shown) == sorted(library)

@@ -1,4 +1,4 @@
-"""The simulator of chapter_hpo/hpo_sim.py: tables, seeds, rungs, statistics.
+"""The simulator of hpo/sim.py: tables, seeds, rungs, statistics.
 
 Most tests replay a small synthetic table written here, so they run
 without the recorded curves; ``test_recorded_table*`` check the committed
@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import hpo_sim
-import hpo_stats
+import hpo.plots
+import hpo.sim
+import hpo.stats
 
 N_CONFIGS, N_EPOCHS = 24, 9
 
@@ -53,7 +54,7 @@ def write_table(path, table):
 @pytest.fixture(scope='module')
 def curves(tmp_path_factory):
     path = tmp_path_factory.mktemp('curves') / 'curves.csv'
-    return hpo_sim.load_curves(write_table(path, synthetic_table()))
+    return hpo.sim.load_curves(write_table(path, synthetic_table()))
 
 
 def test_load_curves_pads_diverged_curve_truthfully(curves):
@@ -87,11 +88,11 @@ def test_load_curves_pads_diverged_curve_truthfully(curves):
 def test_load_curves_rejects_malformed_tables(tmp_path, change, message):
     path = write_table(tmp_path / 'bad.csv', change(synthetic_table()))
     with pytest.raises(ValueError, match=message):
-        hpo_sim.load_curves(path)
+        hpo.sim.load_curves(path)
 
 
 def test_blackbox_returns_the_recorded_values(curves):
-    blackbox = hpo_sim.make_blackbox(curves)
+    blackbox = hpo.sim.make_blackbox(curves)
     row = curves[(curves.config_id == 7) & (curves.epoch == 5)].iloc[0]
     value = blackbox.objective_function({'config_id': 7},
                                         fidelity={'epoch': 5})
@@ -102,24 +103,24 @@ def test_blackbox_returns_the_recorded_values(curves):
 
 
 def test_cut_and_with_startup(curves):
-    short = hpo_sim.cut(curves, 3)
+    short = hpo.sim.cut(curves, 3)
     assert short['epoch'].max() == 3
     assert len(short) == 3 * N_CONFIGS
-    shifted = hpo_sim.with_startup(curves, 10.0)
+    shifted = hpo.sim.with_startup(curves, 10.0)
     # every epoch after the start-up costs what it cost before
     epoch_cost = curves['cpu_time'] - curves['startup_cpu_time']
     assert np.allclose(shifted['cpu_time'] - 10.0, epoch_cost)
-    free = hpo_sim.with_startup(curves, 0.0)
+    free = hpo.sim.with_startup(curves, 0.0)
     first = free[free['epoch'] == 1]
     assert (first['cpu_time'] > 0).all()
 
 
-@pytest.mark.parametrize('method', hpo_sim.METHODS)
+@pytest.mark.parametrize('method', hpo.sim.METHODS)
 def test_same_seed_same_run_other_seed_other_run(curves, method):
     kwargs = dict(curves=curves, max_wallclock_time=200)
-    first = hpo_sim.simulate(method, seed=3, **kwargs)
-    again = hpo_sim.simulate(method, seed=3, **kwargs)
-    other = hpo_sim.simulate(method, seed=4, **kwargs)
+    first = hpo.sim.simulate(method, seed=3, **kwargs)
+    again = hpo.sim.simulate(method, seed=3, **kwargs)
+    other = hpo.sim.simulate(method, seed=4, **kwargs)
     pd.testing.assert_frame_equal(first.results, again.results)
     pd.testing.assert_frame_equal(first.trials, again.trials)
     assert first.trials['config_id'].tolist() != \
@@ -134,8 +135,8 @@ def test_methods_are_paired_by_seed(curves):
     """The same seed makes every method try the same configurations in
     the same order; they differ only in how long they train them."""
     orders = {}
-    for method in hpo_sim.METHODS:
-        trials = hpo_sim.simulate(method, 5, curves=curves,
+    for method in hpo.sim.METHODS:
+        trials = hpo.sim.simulate(method, 5, curves=curves,
                                   max_wallclock_time=150).trials
         orders[method] = trials.sort_values('start')['config_id'].tolist()
     n = min(len(o) for o in orders.values())
@@ -152,11 +153,11 @@ def test_methods_are_paired_by_seed(curves):
 ])
 def test_trials_stop_only_at_rung_levels(curves, method, grace_period,
                                          reduction_factor, rungs):
-    assert set(hpo_sim.rung_levels_formula(
+    assert set(hpo.sim.rung_levels_formula(
         grace_period, reduction_factor, N_EPOCHS)) == rungs
     early = []
     for seed in range(3):
-        trials = hpo_sim.simulate(
+        trials = hpo.sim.simulate(
             method, seed, curves=curves, grace_period=grace_period,
             reduction_factor=reduction_factor,
             max_wallclock_time=400).trials
@@ -169,7 +170,7 @@ def test_trials_stop_only_at_rung_levels(curves, method, grace_period,
 
 
 def test_random_search_runs_every_trial_to_the_end(curves):
-    trials = hpo_sim.simulate('random search', 0, curves=curves,
+    trials = hpo.sim.simulate('random search', 0, curves=curves,
                               max_wallclock_time=300).trials
     assert set(trials['status']) <= {'completed', 'diverged', 'cut off'}
     assert (trials['status'] == 'cut off').sum() <= 2  # one per worker
@@ -178,7 +179,7 @@ def test_random_search_runs_every_trial_to_the_end(curves):
 def test_random_search_reports_once_at_the_end(curves):
     """As train_script.py: one report per trial, at its last epoch (3 for
     the diverging configuration 1); a trial cut off reports nothing."""
-    sim = hpo_sim.simulate('random search', 1, curves=curves,
+    sim = hpo.sim.simulate('random search', 1, curves=curves,
                            max_wallclock_time=400)
     results = sim.results.set_index('trial_id')
     assert results.index.is_unique and len(results) >= 8
@@ -187,7 +188,7 @@ def test_random_search_reports_once_at_the_end(curves):
     assert results['final'].tolist() == (expected == N_EPOCHS).tolist()
     cut_off = sim.trials[sim.trials['status'] == 'cut off'].index
     assert not results.index.isin(cut_off).any()
-    asha = hpo_sim.simulate('ASHA', 1, curves=curves, max_wallclock_time=400)
+    asha = hpo.sim.simulate('ASHA', 1, curves=curves, max_wallclock_time=400)
     assert not asha.results['trial_id'].is_unique  # reports every epoch
 
 
@@ -195,10 +196,10 @@ def test_random_search_reports_once_at_the_end(curves):
 def test_clock_follows_the_recorded_time_column(curves, factor):
     """Each report comes its recorded (scaled) seconds after its trial's
     start, for every method."""
-    scaled = hpo_sim.scaled(curves, factor)
+    scaled = hpo.sim.scaled(curves, factor)
     recorded = curves.set_index(['config_id', 'epoch'])['cpu_time']
-    for method in hpo_sim.METHODS:
-        sim = hpo_sim.simulate(method, 2, curves=scaled,
+    for method in hpo.sim.METHODS:
+        sim = hpo.sim.simulate(method, 2, curves=scaled,
                                max_wallclock_time=300)
         r = sim.results.join(sim.trials['start'], on='trial_id')
         r = r[(r['config_id'] != 1) | (r['epoch'] <= 3)]  # not padded
@@ -213,21 +214,21 @@ def test_clock_follows_the_recorded_time_column(curves, factor):
 
 def test_speed_factor_recovers_a_scaled_clock():
     """A run on the recorded curves scaled by 0.63 measures about 0.63."""
-    curves = hpo_sim.load_curves(hpo_sim.CURVES)
+    curves = hpo.sim.load_curves(hpo.sim.CURVES)
     for method in ('random search', 'ASHA'):
-        sim = hpo_sim.simulate(method, 0, hpo_sim.scaled(curves, 0.63),
+        sim = hpo.sim.simulate(method, 0, hpo.sim.scaled(curves, 0.63),
                                max_wallclock_time=480)
-        factor = hpo_sim.speed_factor(sim.results, sim.trials, curves)
+        factor = hpo.sim.speed_factor(sim.results, sim.trials, curves)
         assert factor == pytest.approx(0.63, rel=0.03), method
     with pytest.raises(ValueError, match='no reports'):
-        hpo_sim.speed_factor(sim.results[:0], sim.trials, curves)
+        hpo.sim.speed_factor(sim.results[:0], sim.trials, curves)
 
 
 def test_synchronous_sh_waits_at_every_barrier(curves):
     """Strict barriers: no job of a rung starts before every job of the
     rung below has ended; each rung keeps the best 1/eta of the one
     below; a bracket ends before the next begins."""
-    sim = hpo_sim.simulate('synchronous SH', 0, curves=curves, n_workers=3,
+    sim = hpo.sim.simulate('synchronous SH', 0, curves=curves, n_workers=3,
                            max_wallclock_time=2000)
     jobs, results = sim.jobs, sim.results
     error = results.set_index(['trial_id', 'epoch'])['validation_error']
@@ -250,7 +251,7 @@ def test_synchronous_sh_waits_at_every_barrier(curves):
 
 
 def test_speedup_of_random_search(curves):
-    table = hpo_sim.speedup(curves, n_workers_list=(1, 2, 4),
+    table = hpo.sim.speedup(curves, n_workers_list=(1, 2, 4),
                             seeds=range(6), max_wallclock_time=2000)
     assert table.index.tolist() == [1, 2, 4]
     assert table.loc[1, 'speedup'] == 1.0
@@ -263,10 +264,10 @@ def test_speedup_of_random_search(curves):
 def test_plots_draw_their_data(curves):
     import matplotlib
     matplotlib.use('Agg')
-    runs = hpo_sim.run_many(['random search', 'ASHA'], seeds=range(4),
+    runs = hpo.sim.run_many(['random search', 'ASHA'], seeds=range(4),
                             curves=curves, max_wallclock_time=300)
-    times = hpo_stats.times_to_target(runs, 0.35)
-    ax = hpo_sim.plot_ecdf(times, 300)
+    times = hpo.stats.times_to_target(runs, 0.35)
+    ax = hpo.plots.plot_ecdf(times, 300)
     lines = {line.get_label(): line for line in ax.get_lines()}
     assert set(lines) == {'random search', 'ASHA'}
     for method, line in lines.items():
@@ -276,7 +277,7 @@ def test_plots_draw_their_data(curves):
     matplotlib.pyplot.close(ax.figure)
     sims = runs[runs['method'] == 'ASHA']
     real = sims[sims['seed'] == 0]
-    ax = hpo_sim.plot_run_over_band(real, sims, 300)
+    ax = hpo.plots.plot_run_over_band(real, sims, 300)
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ['simulated: median at each time', 'this run']
     best = ax.get_lines()[1].get_ydata()
@@ -291,7 +292,7 @@ def test_synchronous_sh_idle_time_by_hand():
     6 and 18 s; the workers are busy 27 + 18 + 18 + 18 of 4 * 37 s."""
     elapsed = np.tile(np.arange(28.0), (27, 1))
     errors = np.tile(np.linspace(0.1, 0.9, 27)[:, None], (1, 28))
-    jobs = hpo_sim.synchronous_sh(elapsed, errors, n_workers=4, poll=1.0)
+    jobs = hpo.sim.synchronous_sh(elapsed, errors, n_workers=4, poll=1.0)
     jobs = pd.DataFrame(jobs, columns=['i', 'first', 'last', 'worker',
                                        'start', 'end'])
     assert jobs['end'].max() == 37
@@ -300,20 +301,22 @@ def test_synchronous_sh_idle_time_by_hand():
 
 
 @pytest.mark.parametrize('path, epochs, at_least', [
-    (hpo_sim.CURVES, 27, 200), (hpo_sim.TEST_CURVES, 9, 50)])
+    (hpo.sim.CURVES, 27, 200), (hpo.sim.TEST_CURVES, 9, 50)])
 def test_recorded_table(path, epochs, at_least):
     """The committed tables: complete curves, values in range, from the
     search space, with the set-up they were recorded with."""
-    import hpo_utils
+    import hpo.setups
+    import hpo.sim
+    import hpo.tuner
     budget = 'full' if epochs == 27 else 'test'
-    setup = hpo_utils.choose_setup(budget, n_gpus=0)
-    assert hpo_sim.curves_for(setup) == path
-    assert hpo_sim.table_setup(path) == dict(
+    setup = hpo.setups.choose_setup(budget, n_gpus=0)
+    assert hpo.sim.curves_for(setup) == path
+    assert hpo.sim.table_setup(path) == dict(
         setup.constants, threads_per_trial=1, n_workers=2)
     for other in (dict(n_workers=4), dict(threads_per_trial=2)):
-        assert hpo_sim.curves_for(dataclasses.replace(setup, **other)) \
+        assert hpo.sim.curves_for(dataclasses.replace(setup, **other)) \
             is None
-    curves = hpo_sim.load_curves(path)  # checks epochs 1..last
+    curves = hpo.sim.load_curves(path)  # checks epochs 1..last
     last = curves.groupby('config_id').last()
     assert len(last) >= at_least
     assert sorted(last.index) == list(range(len(last)))
@@ -324,7 +327,7 @@ def test_recorded_table(path, epochs, at_least):
     assert last.loc[~last['diverged'], 'test_error'].between(0, 1).all()
     assert (real['elapsed_time'] >= real['cpu_time'] * 0.8).all()
     assert (real['startup_cpu_time'] < real['cpu_time']).all()
-    for name, domain in hpo_utils.search_space().items():
+    for name, domain in hpo.tuner.search_space().items():
         outside = last[~last[name].map(domain.is_valid)]
         assert outside.empty, f'{name} outside {domain}: {outside}'
     header = [line for line in path.read_text().splitlines()
@@ -335,9 +338,9 @@ def test_recorded_table(path, epochs, at_least):
 
 def test_runs_are_the_same_in_parallel_and_in_any_order(curves):
     kwargs = dict(curves=curves, max_wallclock_time=150)
-    serial = hpo_sim.run_many(['Hyperband', 'ASHA'], [0, 1, 2],
+    serial = hpo.sim.run_many(['Hyperband', 'ASHA'], [0, 1, 2],
                               processes=1, **kwargs)
-    parallel = hpo_sim.run_many(['Hyperband', 'ASHA'], [2, 1, 0],
+    parallel = hpo.sim.run_many(['Hyperband', 'ASHA'], [2, 1, 0],
                                 processes=2, **kwargs)
     key = ['method', 'seed', 'time', 'trial_id', 'epoch']
     pd.testing.assert_frame_equal(
@@ -346,16 +349,16 @@ def test_runs_are_the_same_in_parallel_and_in_any_order(curves):
 
 
 def test_stopping_at_a_target_keeps_the_time_to_reach_it(curves):
-    target = hpo_sim.default_target(curves, quantile=0.3)
-    full = hpo_sim.run_many(['random search', 'ASHA'], range(4), curves,
+    target = hpo.sim.default_target(curves, quantile=0.3)
+    full = hpo.sim.run_many(['random search', 'ASHA'], range(4), curves,
                             max_wallclock_time=300)
-    short = hpo_sim.run_many(['random search', 'ASHA'], range(4), curves,
+    short = hpo.sim.run_many(['random search', 'ASHA'], range(4), curves,
                              max_wallclock_time=300, stop_below=target)
     assert len(short) < len(full)
     pd.testing.assert_series_equal(
-        hpo_stats.times_to_target(full, target),
-        hpo_stats.times_to_target(short, target))
-    assert np.isfinite(hpo_stats.times_to_target(full, target)).any()
+        hpo.stats.times_to_target(full, target),
+        hpo.stats.times_to_target(short, target))
+    assert np.isfinite(hpo.stats.times_to_target(full, target)).any()
 
 
 def test_cached_recomputes_only_when_something_changed(curves, tmp_path):
@@ -367,14 +370,14 @@ def test_cached_recomputes_only_when_something_changed(curves, tmp_path):
                             ).set_index('k')
 
     path = tmp_path / 'cache.csv'
-    first = hpo_sim.cached(path, compute, curves=curves, factor=1.5)
-    again = hpo_sim.cached(path, compute, curves=curves, factor=1.5)
+    first = hpo.sim.cached(path, compute, curves=curves, factor=1.5)
+    again = hpo.sim.cached(path, compute, curves=curves, factor=1.5)
     assert calls == [1.5]
     pd.testing.assert_frame_equal(first, again)
     assert first.index.name == 'k' and first.loc[2, 'value'] == 3.0
-    hpo_sim.cached(path, compute, curves=curves, factor=2.0)
+    hpo.sim.cached(path, compute, curves=curves, factor=2.0)
     assert calls == [1.5, 2.0]
     with pytest.MonkeyPatch.context() as mp:  # new code, new results
-        mp.setattr(hpo_sim, 'SIM_VERSION', hpo_sim.SIM_VERSION + 1)
-        hpo_sim.cached(path, compute, curves=curves, factor=2.0)
+        mp.setattr(hpo.sim, 'SIM_VERSION', hpo.sim.SIM_VERSION + 1)
+        hpo.sim.cached(path, compute, curves=curves, factor=2.0)
     assert calls == [1.5, 2.0, 2.0]

@@ -18,8 +18,9 @@ import numpy as np
 import psutil
 import pytest
 
-import asha_rules
-import hpo_utils
+import hpo.asha_rules
+import hpo.trials
+import hpo.tuner
 from conftest import (ROOT, busy_by_sampling, epochs_where_asha_stops,
                       kill_new_processes)
 
@@ -48,8 +49,8 @@ def run_tuner(scheduler, folder, seconds, script, **stop):
             stop_criterion=StoppingCriterion(max_wallclock_time=seconds,
                                              **stop),
             n_workers=2, sleep_time=0.5, max_failures=3,
-            output_logger=hpo_utils.plain_logger())
-        with hpo_utils.tuning():
+            output_logger=hpo.tuner.plain_logger())
+        with hpo.tuner.tuning():
             tuner.run()
     print(log.getvalue())  # shown if a test fails
     return (load_experiment(tuner.name, local_path=str(folder)),
@@ -59,7 +60,7 @@ def run_tuner(scheduler, folder, seconds, script, **stop):
 def make_asha(seed, max_t=MAX_EPOCHS, grace_period=1, reduction_factor=2,
               space=None):
     from syne_tune.optimizer.baselines import ASHA
-    return ASHA(space or dict(hpo_utils.search_space(), **SMALL),
+    return ASHA(space or dict(hpo.tuner.search_space(), **SMALL),
                 metric='validation_error', time_attr='epoch', max_t=max_t,
                 grace_period=grace_period,
                 reduction_factor=reduction_factor, do_minimize=True,
@@ -68,7 +69,7 @@ def make_asha(seed, max_t=MAX_EPOCHS, grace_period=1, reduction_factor=2,
 
 def make_random_search(seed):
     from syne_tune.optimizer.baselines import RandomSearch
-    return RandomSearch(dict(hpo_utils.search_space(), **SMALL),
+    return RandomSearch(dict(hpo.tuner.search_space(), **SMALL),
                         metrics=['validation_error'], do_minimize=True,
                         random_seed=seed)
 
@@ -93,12 +94,12 @@ def asha_experiment(tmp_path_factory):
     exp, log = run_tuner(scheduler, folder, MAX_SECONDS,
                          'train_script_report_eachepoch.py',
                          max_num_trials_finished=10)
-    return exp, hpo_utils.scheduler_rung_levels(scheduler), log, folder
+    return exp, hpo.trials.scheduler_rung_levels(scheduler), log, folder
 
 
 def test_random_search_runs_every_trial_to_the_end(rs_experiment):
     df = rs_experiment.results
-    trials = hpo_utils.trial_table(rs_experiment)
+    trials = hpo.trials.trial_table(rs_experiment)
     finished = trials[trials['status'] != 'cut off']
     assert len(finished) >= 2
     for trial_id, row in finished.iterrows():
@@ -116,7 +117,7 @@ def test_random_search_runs_every_trial_to_the_end(rs_experiment):
 def test_tuner_log_is_short_and_names_no_path(asha_experiment):
     exp, _, log, folder = asha_experiment
     lines = log.strip().splitlines()
-    n_trials = len(hpo_utils.trial_table(exp))
+    n_trials = len(hpo.trials.trial_table(exp))
     assert lines[0] == f'experiment {exp.name}'
     assert lines[-1] == f'Tuning finished; results in {exp.name}/'
     # no line per trial, a status line now and then, a few more, and no
@@ -133,7 +134,7 @@ def test_tuner_log_is_short_and_names_no_path(asha_experiment):
 
 
 def test_trial_table_matches_the_processes(rs_experiment):
-    trials = hpo_utils.trial_table(rs_experiment)
+    trials = hpo.trials.trial_table(rs_experiment)
     t0 = rs_experiment.metadata['st_tuner_start_timestamp']
     reports = rs_experiment.results
     starts = {}
@@ -149,7 +150,7 @@ def test_trial_table_matches_the_processes(rs_experiment):
             # start: when the backend wrote the trial's config, just
             # before the process started
             assert abs(starts[trial_id] - row['start']) < 1.0
-    busy = hpo_utils.busy_fraction(trials, 2)
+    busy = hpo.trials.busy_fraction(trials, 2)
     assert 0.5 < busy <= 1.0
     sampled = busy_by_sampling(trials['start'], trials['end'], 2,
                                trials['end'].max())
@@ -159,9 +160,9 @@ def test_trial_table_matches_the_processes(rs_experiment):
 @pytest.mark.parametrize('max_t,grace_period,eta',
                          [(4, 1, 2), (27, 1, 3), (20, 2, 2)])
 def test_rung_levels_are_where_asha_stops(max_t, grace_period, eta):
-    space = dict(hpo_utils.search_space(), max_epochs=max_t)
+    space = dict(hpo.tuner.search_space(), max_epochs=max_t)
     scheduler = make_asha(0, max_t, grace_period, eta, space)
-    levels = hpo_utils.scheduler_rung_levels(scheduler)
+    levels = hpo.trials.scheduler_rung_levels(scheduler)
     probed = make_asha(0, max_t, grace_period, eta, space)
     assert levels == epochs_where_asha_stops(probed, max_t)
     assert levels and all(level < max_t for level in levels)
@@ -169,7 +170,7 @@ def test_rung_levels_are_where_asha_stops(max_t, grace_period, eta):
 
 def test_asha_stops_only_at_rung_levels(asha_experiment):
     exp, levels, _, _ = asha_experiment
-    trials = hpo_utils.trial_table(exp)
+    trials = hpo.trials.trial_table(exp)
     stopped = trials[trials['status'] == 'stopped']
     assert len(stopped) >= 1, trials
     assert set(stopped['epochs']) <= set(levels)
@@ -178,9 +179,9 @@ def test_asha_stops_only_at_rung_levels(asha_experiment):
 def test_asha_decisions_agree_with_independent_computation(asha_experiment):
     exp, levels, _, _ = asha_experiment
     df = exp.results
-    expected = asha_rules.decisions(
+    expected = hpo.asha_rules.decisions(
         df.rename(columns={'validation_error': 'error'}), levels,
-        MAX_EPOCHS, 2, asha_rules.syne_tune_rule)
+        MAX_EPOCHS, 2, hpo.asha_rules.syne_tune_rule)
     assert df['st_decision'].tolist() == expected
     assert 'STOP' in expected[:-1]
 
@@ -234,20 +235,18 @@ def test_asha_samples_what_random_search_samples_at_first():
 
 TUNER_CODE = '''
 import signal
-import sys
-sys.path.insert(0, {chapter!r})
-import hpo_utils
+import hpo.tuner
 from syne_tune import StoppingCriterion, Tuner
 from syne_tune.backend import LocalBackend
 from syne_tune.optimizer.baselines import RandomSearch
 {preamble}
-space = dict(hpo_utils.search_space(), max_epochs=50, n_train=5000)
+space = dict(hpo.tuner.search_space(), max_epochs=50, n_train=5000)
 tuner = Tuner(trial_backend=LocalBackend(entry_point={script!r},
                                          num_gpus_per_trial=0),
               scheduler=RandomSearch(space, metrics=['validation_error']),
               stop_criterion=StoppingCriterion(max_wallclock_time=600),
               n_workers=2, sleep_time=0.5)
-with hpo_utils.tuning():
+with hpo.tuner.tuning():
     tuner.run()
 '''
 
@@ -257,8 +256,7 @@ def interrupted_tuner(folder, preamble, sig):
 
     Returns the trial processes it had started, and its exit code.
     """
-    code = TUNER_CODE.format(chapter=str(ROOT / 'chapter_hpo'),
-                             script=str(ROOT / 'train_script.py'),
+    code = TUNER_CODE.format(script=str(ROOT / 'train_script.py'),
                              preamble=textwrap.dedent(preamble))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('SYNETUNE_FOLDER', str(folder))
@@ -296,7 +294,7 @@ def test_interrupted_tuner_leaves_no_trial_running(tmp_path):
 def test_terminated_tuner_leaves_no_trial_running(tmp_path):
     """SIGTERM (``kill``, a cancelled job) stops the trials as Ctrl+C.
 
-    ``hpo_utils.tuning`` makes it so; SIGINT is ignored here, so that
+    ``hpo.tuner.tuning`` makes it so; SIGINT is ignored here, so that
     only the SIGTERM handler can have stopped the trials.
     """
     trials, code = interrupted_tuner(
@@ -308,10 +306,9 @@ def test_terminated_tuner_leaves_no_trial_running(tmp_path):
 
 
 def test_sigterm_after_tuning_still_terminates():
-    code = ('import sys, time; sys.path.insert(0, {!r}); import hpo_utils\n'
-            'with hpo_utils.tuning(): pass\n'
-            'print("ready", flush=True); time.sleep(60)'
-            ).format(str(ROOT / 'chapter_hpo'))
+    code = ('import time; import hpo.tuner\n'
+            'with hpo.tuner.tuning(): pass\n'
+            'print("ready", flush=True); time.sleep(60)')
     proc = subprocess.Popen([sys.executable, '-c', code],
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline() == 'ready\n'
@@ -332,19 +329,19 @@ def test_trial_out_of_gpu_memory_fails_and_the_tuner_goes_on(
     points = [dict(learning_rate=0.05, momentum=0.5, batch_size=b)
               for b in (64, 200, 128, 100)]
     scheduler = RandomSearch(
-        dict(hpo_utils.search_space(), **dict(SMALL, max_epochs=1)),
+        dict(hpo.tuner.search_space(), **dict(SMALL, max_epochs=1)),
         metrics=['validation_error'], do_minimize=True, random_seed=0,
         points_to_evaluate=points)
     exp, _ = run_tuner(scheduler, tmp_path / 'exp', MAX_SECONDS,
                        'train_script.py', max_num_trials_finished=3)
-    trials = hpo_utils.trial_table(exp)
+    trials = hpo.trials.trial_table(exp)
     failed = trials[trials['status'] == 'failed']
     assert list(failed['batch_size']) == [200]
     log = Path(failed['log'].iloc[0]).read_text().strip().splitlines()
     assert log[-1].startswith('error: out of GPU memory with batch size '
                               '200 (CUDA out of memory.')
     capsys.readouterr()
-    hpo_utils.failed_trials(trials)
+    hpo.trials.failed_trials(trials)
     assert log[-1] in capsys.readouterr().out
     # the tuner went on: trials started after the failure completed
     later = trials[trials['start'] > failed['end'].iloc[0]]
@@ -352,7 +349,7 @@ def test_trial_out_of_gpu_memory_fails_and_the_tuner_goes_on(
 
 
 def test_tuning_block_changes_nothing_after_it(capsys):
-    """``hpo_utils.tuning`` shortens the summary and handles SIGTERM only
+    """``hpo.tuner.tuning`` shortens the summary and handles SIGTERM only
     inside its block."""
     from syne_tune import tuner
     from syne_tune.backend.trial_status import Trial
@@ -363,7 +360,7 @@ def test_tuning_block_changes_nothing_after_it(capsys):
     trial = Trial(0, config={}, creation_time=datetime.now())
     status.update({0: (trial, 'Completed')},
                   [(0, {'validation_error': 0.25, 'epoch': 1})])
-    with hpo_utils.tuning():
+    with hpo.tuner.tuning():
         assert signal.getsignal(signal.SIGTERM) is not handler
         best = tuner.print_best_metric_found(status, ['validation_error'],
                                              'min')

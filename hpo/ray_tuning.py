@@ -9,14 +9,14 @@ nodes on this machine. It holds
   worker nodes here (each its own raylet with its own CPUs), and makes
   sure nothing it started outlives it;
 * ``train_fn``: a Ray Tune function trainable that drives
-  ``train_common.train``, the training both Syne Tune scripts run;
+  ``hpo.training.train``, the training both Syne Tune scripts run;
 * ``RecordingASHA``: Ray Tune's ``ASHAScheduler`` unchanged, but writing
   each decision and each trial's start and end to a file, so that the
   decisions can be checked against ``asha_rules``, an independent
   recomputation of Ray's rule (and of Syne Tune's);
 * ``trial_table``: one row per trial (node, times, epochs, errors, how it
   ended, start-up overhead), with the same columns as
-  ``hpo_utils.trial_table`` for Syne Tune, so both can be compared.
+  ``hpo.trials.trial_table`` for Syne Tune, so both can be compared.
 """
 import contextlib
 import io
@@ -34,13 +34,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-HERE = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # train_common lives in the repository root
-    sys.path.insert(0, str(ROOT))
+from ray.tune.schedulers import ASHAScheduler
 
-from train_common import (STARTUP_TAG, make_parser,  # noqa: E402
-                          release_gpu_memory, train)
+import hpo.asha_rules
+from hpo.training import STARTUP_TAG, make_parser, release_gpu_memory, train
 
 # Set for every process a RayCluster starts (they inherit it), so that
 # cleanup finds them even after they were re-parented to init
@@ -55,11 +52,6 @@ QUIET_ENV = {'RAY_USAGE_STATS_ENABLED': '0', 'RAY_AIR_NEW_OUTPUT': '0'}
 START_ENV = {'RAY_raylet_start_wait_time_s': '120',
              'RAY_worker_niceness': '0'}
 OBJECT_STORE_BYTES = 100 * 2 ** 20  # trials pass no large objects
-os.environ.update(QUIET_ENV)  # before Ray is imported
-
-from ray.tune.schedulers import ASHAScheduler  # noqa: E402
-
-import asha_rules  # noqa: E402
 
 # Ray's INFO lines name the cluster's network address, and Ray Tune's the
 # absolute paths where it wrote results; the section prints what a reader
@@ -146,7 +138,7 @@ def kill_tagged(tag, timeout=5.0):
 
 class _gpus_for_node:
     """Start the raylet of a local node with its own GPUs (a tuple of
-    ``nvidia-smi`` indices, as ``hpo_utils.detect_hardware`` lists them).
+    ``nvidia-smi`` indices, as ``hpo.setups.detect_hardware`` lists them).
 
     Nodes on one machine would otherwise all see every GPU and number
     them from 0, so that their trials would share the first ones. A
@@ -197,7 +189,7 @@ class RayCluster:
 
     @classmethod
     def for_setup(cls, setup, address=None):
-        """The nodes for ``setup`` (``hpo_utils.choose_setup``).
+        """The nodes for ``setup`` (``hpo.setups.choose_setup``).
 
         Without GPUs, one node per worker with the CPU threads of one
         trial. With GPUs, one node per GPU with the threads of the trials
@@ -210,11 +202,10 @@ class RayCluster:
                    gpus=setup.gpus, address=address)
 
     def trial_env(self):
-        """What every trial process needs: the code, the data, threads."""
-        from train_common import data_dir
-        path = [str(ROOT), str(HERE), os.environ.get('PYTHONPATH', '')]
-        return {'PYTHONPATH': os.pathsep.join(p for p in path if p),
-                'HPO_DATA_DIR': str(data_dir()),
+        """What every trial process needs: the data and its threads (the
+        code is the ``hpo`` package, installed on every node)."""
+        from hpo.data import data_dir
+        return {'HPO_DATA_DIR': str(data_dir()),
                 'OMP_NUM_THREADS': str(self.cpus_per_node), **QUIET_ENV}
 
     def _quiet(self):
@@ -323,7 +314,7 @@ class RayCluster:
 
 
 def ray_search_space(space):
-    """Syne Tune's search space (``hpo_utils.search_space``) in Ray Tune.
+    """Syne Tune's search space (``hpo.tuner.search_space``) in Ray Tune.
 
     The same distributions; Syne Tune's ``randint`` includes its upper
     bound, Ray Tune's does not. Constants (the set-up's fixed arguments)
@@ -430,7 +421,7 @@ class StartupCatcher(io.TextIOBase):
 def train_fn(config):
     """One Ray Tune trial: train as ``config`` says, report every epoch.
 
-    The training is ``train_common.train``, as in the Syne Tune scripts.
+    The training is ``hpo.training.train``, as in the Syne Tune scripts.
     Each report adds ``epoch``, the node, process and GPUs that run the
     trial, and, to measure the start-up overhead, when this function was
     entered and how long ``train`` took to load the data and build the
@@ -541,7 +532,7 @@ TRIAL_ID = re.compile(r'_([0-9a-f]{5}_\d{5})_')
 
 
 def trial_table(result_grid, events_path, nodes=None, t0=None):
-    """One row per Ray Tune trial, like ``hpo_utils.trial_table``.
+    """One row per Ray Tune trial, like ``hpo.trials.trial_table``.
 
     Times are seconds since ``t0`` (default: the first trial's start).
     ``start``: the scheduler chose the trial to run; ``end``: the
@@ -550,7 +541,7 @@ def trial_table(result_grid, events_path, nodes=None, t0=None):
     the scheduler's last event). ``overhead``: from ``start`` to the
     first training step (``fn_entered`` plus the data and model phases
     the trial reported). ``node`` names the node that ran it (see
-    ``RayCluster.nodes``); ``status`` as in ``hpo_utils.trial_table``.
+    ``RayCluster.nodes``); ``status`` as in ``hpo.trials.trial_table``.
     """
     events = read_events(events_path)
     first = events.groupby('trial_id')['time']
@@ -618,7 +609,7 @@ def _add_reports(row, df, names, start):
 
 
 def _status(row, error, stopped):
-    """How a trial ended, with the names of ``hpo_utils.trial_table``."""
+    """How a trial ended, with the names of ``hpo.trials.trial_table``."""
     if error is not None:
         return 'failed'
     if row['epochs'] >= row.get('max_epochs', np.inf):
@@ -656,16 +647,16 @@ def decision_check(events_path, max_t, grace_period, eta):
 
     Returns Ray's reports in the order its scheduler saw them, with Ray's
     ``decision``, the decisions of both rules on the same reports (columns
-    ``'Ray Tune'`` and ``'Syne Tune'``, from ``asha_rules.both_rules``),
+    ``'Ray Tune'`` and ``'Syne Tune'``, from ``hpo.asha_rules.both_rules``),
     and ``agrees``: Ray's decision is its rule's (a tie agrees with
     either decision).
     """
-    from hpo_sim import rung_levels_formula
+    from hpo.sim import rung_levels_formula
     events = read_events(events_path)
     results = events[events.event == 'result'].reset_index(drop=True)
     levels = rung_levels_formula(grace_period, eta, max_t)
-    table = asha_rules.both_rules(results.rename(columns={'value': 'error'}),
-                                  levels, max_t, eta)
+    table = hpo.asha_rules.both_rules(
+        results.rename(columns={'value': 'error'}), levels, max_t, eta)
     table['decision'] = results['decision']
     table['agrees'] = ((table['decision'] == table['Ray Tune'])
                        | (table['Ray Tune'] == 'TIE'))
@@ -710,7 +701,8 @@ def _startup_line(path):
 
 def summarize(trials, n_workers, levels, processes=None):
     """The numbers the section compares, for one tuning run's trials."""
-    import hpo_utils
+    import hpo.plots
+    import hpo.trials
     done = trials[trials['status'] == 'completed']
     best = (done.sort_values('validation_error').iloc[0] if len(done)
             else None)
@@ -719,7 +711,7 @@ def summarize(trials, n_workers, levels, processes=None):
     # one row per status (stopped and completed always), so that the
     # table stays narrow enough for a page
     by_status = {f'  {status}': int(counts.get(status, 0))
-                 for status in hpo_utils.STATUS_COLORS
+                 for status in hpo.plots.STATUS_COLORS
                  if status in counts or status in ('stopped', 'completed')}
     return pd.Series({
         'trials started': len(trials),
@@ -731,7 +723,7 @@ def summarize(trials, n_workers, levels, processes=None):
                                   else round(best['validation_error'], 4)),
         'its test error': (np.nan if best is None
                            else round(best['test_error'], 4)),
-        'busy fraction': round(hpo_utils.busy_fraction(
+        'busy fraction': round(hpo.trials.busy_fraction(
             trials, n_workers, trials['end'].max()), 3),
         'overhead per trial, median (s)': round(
             trials['overhead'].median(), 2),
@@ -780,7 +772,7 @@ def toy_decisions(errors, reduction_factor):
     """
     from datetime import datetime
 
-    from hpo_sim import rung_levels_formula
+    from hpo.sim import rung_levels_formula
     from ray.tune.experiment import Trial as RayTrial
     from syne_tune.backend.trial_status import Trial
     from syne_tune.config_space import uniform
@@ -806,10 +798,10 @@ def toy_decisions(errors, reduction_factor):
                      'Ray Tune': ray.on_trial_result(None, ray_trial,
                                                      result)})
     table = pd.DataFrame(rows)
-    recomputed = asha_rules.both_rules(
+    recomputed = hpo.asha_rules.both_rules(
         table.assign(trial_id=table.index, epoch=1),
         rung_levels_formula(1, reduction_factor, 8), 8, reduction_factor)
-    return table.join(recomputed[list(asha_rules.RULES)].add_suffix(
+    return table.join(recomputed[list(hpo.asha_rules.RULES)].add_suffix(
         ', recomputed'))
 
 
@@ -875,28 +867,3 @@ def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
     table['e^-s', 'normalized'] = np.round(weights, 3)
     table.columns = pd.MultiIndex.from_tuples(table.columns)
     return table, late
-
-
-def plot_nodes(trials):
-    """Gantt chart: which node ran which trial, and when."""
-    from d2l import torch as d2l
-    import hpo_utils
-    names = sorted(trials['node'].dropna().unique(),
-                   key=lambda n: (n != 'head', n))
-    rows = {n: i for i, n in enumerate(names)}
-    d2l.set_figsize((6, 0.45 * len(names) + 1.0))
-    ax = d2l.plt.gca()
-    for _, t in trials.dropna(subset=['node']).iterrows():
-        ax.barh(rows[t['node']], t['end'] - t['start'], left=t['start'],
-                height=0.8, color=hpo_utils.STATUS_COLORS[t['status']],
-                edgecolor='white', linewidth=0.5)
-    for status, color in hpo_utils.STATUS_COLORS.items():
-        if (trials['status'] == status).any():
-            ax.barh([0], [0], color=color, label=status)
-    ax.set_yticks(range(len(names)))
-    ax.set_yticklabels(names)
-    ax.invert_yaxis()
-    ax.set_xlabel('wall-clock time (s)')
-    ax.legend(fontsize='small', ncol=5, loc='lower center',
-              bbox_to_anchor=(0.5, 1.0), frameon=False)
-    return ax

@@ -16,7 +16,7 @@ seconds into another machine's by a speed factor that
 Configurations are drawn from the recorded ones, with replacement; each
 was trained once, with one seed, so the runs vary by the configurations
 they draw, not by training noise. The statistics over runs are in
-``hpo_stats``.
+``hpo.stats``.
 """
 import contextlib
 import hashlib
@@ -33,12 +33,13 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 
-import hpo_stats
+import hpo.stats
 
-HERE = Path(__file__).resolve().parent
-CURVES = HERE / 'curves_lenet.csv'
-TEST_CURVES = HERE / 'curves_test.csv'
-HYPERPARAMETERS = ['learning_rate', 'momentum', 'batch_size']
+from hpo.tuner import HYPERPARAMETERS
+
+CHAPTER = Path(__file__).resolve().parents[1] / 'chapter_hpo'
+CURVES = CHAPTER / 'curves_lenet.csv'
+TEST_CURVES = CHAPTER / 'curves_test.csv'
 # the simulator's clock is cpu_time; final_error is the validation error
 # of a trial that ran all its epochs (1.0 before), what a tuner delivers
 OBJECTIVES = ['validation_error', 'cpu_time', 'final_error']
@@ -48,7 +49,7 @@ COLUMNS = ['config_id', *HYPERPARAMETERS, 'epoch', 'validation_error',
 METHODS = ('random search', 'ASHA', 'Hyperband', 'synchronous SH')
 REPORTS_ONCE = ('random search',)  # its script reports at the end only
 # Part of the key of every cached simulation: raise it when a change of
-# this module or of hpo_stats changes what a cached table holds.
+# this module or of hpo.stats changes what a cached table holds.
 SIM_VERSION = 3
 
 
@@ -721,11 +722,11 @@ def speedup(curves, n_workers_list=(1, 2, 4, 8, 16, 32), seeds=range(50),
         runs = run_many(['random search'], seeds, curves, n_workers=k,
                         max_wallclock_time=max_wallclock_time / k,
                         stop_below=target, **kwargs)
-        times[k] = hpo_stats.times_to_target(
+        times[k] = hpo.stats.times_to_target(
             runs, target).droplevel('method').rename(k)
     table = pd.concat(times, axis=1).rename_axis(columns='method').stack()
     table = table.swaplevel().rename('time')
-    paired = hpo_stats.paired_comparison(
+    paired = hpo.stats.paired_comparison(
         table, {k: max_wallclock_time / k for k in n_workers_list},
         reference=n_workers_list[0])
     paired = paired.rename_axis('n_workers')
@@ -762,7 +763,7 @@ def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
     for epochs in epoch_budgets:
         for startup in startups:
             variant = with_startup(cut(curves, epochs), startup)
-            target = hpo_stats.target_error(run_many(
+            target = hpo.stats.target_error(run_many(
                 ['random search'], heldout(seeds), variant,
                 n_workers=n_workers, max_wallclock_time=max_wallclock_time,
                 **kwargs), max_wallclock_time)
@@ -770,8 +771,8 @@ def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
                 [method], seeds, variant, n_workers=n_workers,
                 max_wallclock_time=horizon, stop_below=target, **kwargs)
                 for method in ('random search', 'ASHA')])
-            table = hpo_stats.paired_comparison(
-                hpo_stats.times_to_target(runs, target), horizon)
+            table = hpo.stats.paired_comparison(
+                hpo.stats.times_to_target(runs, target), horizon)
             rows.append(dict(
                 epochs=epochs, startup=startup, target=target,
                 rs_time=table.loc['random search', 'median_time'],
@@ -787,7 +788,7 @@ def cached(path, compute, **params):
     of the contents of every table among them (``curves``) and
     :data:`SIM_VERSION`; a file whose line differs is recomputed and
     overwritten, so deleting it, changing a parameter, other curves or a
-    new version of this module or of ``hpo_stats`` all lead to a fresh
+    new version of this module or of ``hpo.stats`` all lead to a fresh
     computation. A named index is kept. The
     table is always returned as read from the file, so a fresh and a
     stored result print alike.
@@ -812,82 +813,3 @@ def cached(path, compute, **params):
     index = path.read_text().split('\n', 2)[1][len('# index: '):]
     table = pd.read_csv(path, comment='#')
     return table.set_index(index) if index else table
-
-
-def plot_ecdf(times, horizon, methods=None):
-    """Per method, the share of runs that had delivered the target by
-    each time (an empirical distribution function of the times from
-    ``hpo_stats.times_to_target``; runs that never got there keep the
-    line below 1)."""
-    from d2l import torch as d2l
-    d2l.set_figsize((6, 3))
-    ax = d2l.plt.gca()
-    for i, method in enumerate(methods or times.index.unique('method')):
-        t = np.sort(times[method].to_numpy())
-        share = np.arange(1, len(t) + 1) / len(t)
-        within = t <= horizon
-        ax.step(np.r_[0, t[within], horizon],
-                np.r_[0, share[within], share[within][-1:]
-                      if within.any() else 0], where='post',
-                color=f'C{i}', label=method)
-    ax.set_xlim(0, horizon)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel('simulated wall-clock time (s)')
-    ax.set_ylabel('share of runs at the target')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize='small')
-    return ax
-
-
-def plot_run_over_band(reports, sims, horizon, label='this run'):
-    """A real run's best delivered error so far, over the pointwise
-    median and quartiles of simulated runs of one method
-    (:func:`run_many` output) if ``sims`` is not None."""
-    from d2l import torch as d2l
-    d2l.set_figsize((6, 3))
-    ax = d2l.plt.gca()
-    grid = np.linspace(0, horizon, 400)
-    real = hpo_stats.best_at(reports, grid)
-    values = [real]
-    if sims is not None:
-        q = hpo_stats.best_so_far_quantiles(sims, grid)
-        ax.fill_between(grid, q['q25'], q['q75'], step='post', color='C0',
-                        alpha=0.2, linewidth=0,
-                        label='simulated: quartiles at each time')
-        ax.step(grid, q['median'], where='post', color='C0',
-                label='simulated: median at each time')
-        values.append(q['median'].to_numpy())
-    ax.step(grid, real, where='post', color='C3', linewidth=2, label=label)
-    shown = np.concatenate([v[grid >= horizon / 4] for v in values])
-    shown = shown[np.isfinite(shown)]
-    if len(shown):
-        margin = 0.1 * np.ptp(shown) + 0.002
-        ax.set_ylim(shown.min() - margin, shown.max() + margin)
-    ax.set_xlim(0, horizon)
-    ax.set_xlabel('wall-clock time (s)')
-    ax.set_ylabel('best delivered error')
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize='small')
-    return ax
-
-
-def plot_saving(saving):
-    """ASHA's time to random search's target, relative to random search,
-    against the start-up cost; one line per number of epochs, with 95%
-    intervals. ``saving`` comes from :func:`saving_sweep`."""
-    from d2l import torch as d2l
-    d2l.set_figsize((4.5, 3))
-    ax = d2l.plt.gca()
-    for i, (epochs, rows) in enumerate(saving.groupby('epochs')):
-        ax.errorbar(rows['startup'], rows['ratio'],
-                    yerr=[rows['ratio'] - rows['low'],
-                          rows['high'] - rows['ratio']],
-                    marker='o', capsize=3, color=f'C{i}',
-                    label=f'r_max = {epochs} epochs')
-    ax.axhline(1.0, color='gray', linestyle=':', linewidth=1)
-    ax.set_xlabel('start-up cost per trial (s)')
-    ax.set_ylabel('ASHA time / random search time')
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize='small')
-    return ax

@@ -1,6 +1,6 @@
 """Record full learning curves of the CPU set-up for the simulator.
 
-    .venv/bin/python chapter_hpo/record_curves.py [--n_configs 200]
+    .venv/bin/python -m hpo.record_curves [--n_configs 200]
 
 Configuration ``i`` is the ``i``-th draw from the chapter's search space
 with a fixed seed, so it is the same however many are recorded. Each one
@@ -33,20 +33,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-OUTPUT = HERE / 'curves_lenet.csv'
+from hpo.sim import COLUMNS, CURVES as OUTPUT
+
+ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / 'train_script_report_eachepoch.py'
-COLUMNS = ['config_id', 'learning_rate', 'momentum', 'batch_size', 'epoch',
-           'validation_error', 'elapsed_time', 'cpu_time', 'startup_time',
-           'startup_cpu_time', 'test_error']
 
 
 def sample_configs(n, seed):
     """The first ``n`` configurations drawn from the search space."""
-    import hpo_utils
+    import hpo.tuner
     rng = np.random.RandomState(seed)
-    space = hpo_utils.search_space()
+    space = hpo.tuner.search_space()
     return [{name: domain.sample(random_state=rng)
              for name, domain in space.items()} for _ in range(n)]
 
@@ -94,7 +91,7 @@ def curve_rows(config_id, config, stdout):
 
     from syne_tune.report import retrieve
 
-    from train_common import STARTUP_TAG
+    from hpo.training import STARTUP_TAG
     reports = retrieve(stdout.splitlines())
     startup = next(json.loads(line[len(STARTUP_TAG):])
                    for line in stdout.splitlines()
@@ -195,9 +192,8 @@ def main():
     p.add_argument('--budget', default='full', choices=['full', 'test'],
                    help='the set-up to record (test: tiny, for the tests)')
     args = p.parse_args()
-    sys.path.insert(0, str(HERE))
-    import hpo_utils
-    setup = hpo_utils.choose_setup(args.budget, n_gpus=0)
+    import hpo.setups
+    setup = hpo.setups.choose_setup(args.budget, n_gpus=0)
     lines = header(setup, args.seed, args.n_workers)
     done = recorded_ids(args.output, lines)
     todo = [i for i in range(args.n_configs) if i not in done]
@@ -205,7 +201,7 @@ def main():
     what = 'started' if not done else f'resumed with {len(done)} done'
     first_lines = [] if done else [
         '# learning curves of the chapter\'s CPU set-up, recorded by '
-        'chapter_hpo/record_curves.py', *lines]
+        'hpo/record_curves.py', *lines]
     first_lines.append(f'# {what} {now} on {machine()}, '
                        f'{args.n_workers} trials at a time')
     if not todo:

@@ -6,8 +6,8 @@ stopped early delivers nothing). A run's *time to a target* is the end of
 the first such trial at or below the target; a run that never got there
 is *censored* at its horizon. Every function below works on reports with
 the columns ``time``, ``validation_error`` and ``final`` (the report of a
-trial that ran all its epochs), as :mod:`hpo_sim` makes them and as
-``hpo_utils.report_times`` gives them for a real run.
+trial that ran all its epochs), as :mod:`hpo.sim` makes them and as
+``hpo.trials.report_times`` gives them for a real run.
 """
 import numpy as np
 import pandas as pd
@@ -131,7 +131,7 @@ def place_run(reports, n_trials, sims, horizon):
 
     ``reports``: the real run's (``time``, ``validation_error``,
     ``final``); ``n_trials``: the trials it started; ``sims``:
-    ``hpo_sim.run_many`` output of one method over ``horizon`` seconds.
+    ``hpo.sim.run_many`` output of one method over ``horizon`` seconds.
     Returns the trial counts (real, simulated median, 10% and 90%
     quantiles, share of simulated runs with fewer trials) and the best
     delivered errors (real, simulated median and quartiles, share of

@@ -1,0 +1,190 @@
+"""Fashion-MNIST for the training scripts, held in memory.
+
+Prepared once, as ``uint8`` tensors in one file (no per-image PIL work),
+from the first source found: the file already prepared in the data
+directory, the Debian package ``dataset-fashion-mnist``, or torchvision's
+download. The 60,000 training images are split, always the same way, into
+50,000 for training and 10,000 for validation; the 10,000 test images are
+only used to report an extra ``test_error`` at the end of a run.
+"""
+import fcntl
+import gzip
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATA_FILE = 'fashion_mnist.pt'
+
+
+SYSTEM_DIR = '/usr/share/datasets/fashion-mnist'
+
+
+RAW_FILES = {'train_x': 'train-images-idx3-ubyte.gz',
+             'train_y': 'train-labels-idx1-ubyte.gz',
+             'test_x': 't10k-images-idx3-ubyte.gz',
+             'test_y': 't10k-labels-idx1-ubyte.gz'}
+
+
+NUM_VAL = 10000          # images held out of the 60,000 for validation
+
+
+SPLIT_SEED = 0           # fixes which images are held out, once and for all
+
+
+class DataUnavailableError(RuntimeError):
+    """No source of Fashion-MNIST could be used."""
+
+
+class CorruptDataError(DataUnavailableError):
+    """The prepared data file cannot be read or holds something else."""
+
+
+# what a complete prepared file holds: key -> shape (all uint8)
+PREPARED_SHAPES = {'train_x': (60000, 28, 28), 'train_y': (60000,),
+                   'test_x': (10000, 28, 28), 'test_y': (10000,)}
+
+
+def data_dir():
+    """Where prepared data lives: ``$HPO_DATA_DIR`` or ``data/`` here."""
+    default = Path(__file__).resolve().parents[1] / 'data'
+    return Path(os.environ.get('HPO_DATA_DIR', default))
+
+
+def _read_idx(path):
+    """Read one gzipped IDX file (the format Fashion-MNIST ships in)."""
+    with gzip.open(path, 'rb') as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big')
+             for i in range(ndim)]
+    array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    return torch.from_numpy(array.reshape(shape).copy())
+
+
+def _from_idx_dir(directory):
+    return {key: _read_idx(Path(directory) / name)
+            for key, name in RAW_FILES.items()}
+
+
+def _from_torchvision(root):
+    import torchvision  # imported late: slow, and only needed here
+    tensors = {}
+    for train, prefix in ((True, 'train'), (False, 'test')):
+        ds = torchvision.datasets.FashionMNIST(root, train=train,
+                                               download=True)
+        tensors[prefix + '_x'] = ds.data.clone()
+        tensors[prefix + '_y'] = ds.targets.to(torch.uint8)
+    return tensors
+
+
+def _missing_message(reasons):
+    return ('Fashion-MNIST is not available. Tried:\n  - '
+            + '\n  - '.join(reasons) + '\nFix: install the Debian package '
+            'with `sudo apt-get install dataset-fashion-mnist` (it works '
+            'offline once installed), or connect to the internet so that '
+            'torchvision can download the data set.')
+
+
+def _read_prepared(path):
+    """Load the prepared file; raise ``CorruptDataError`` if it is bad."""
+    try:
+        data = torch.load(path)
+    except Exception as e:  # torch raises many kinds for damaged files
+        reason = str(e).strip().split('. ')[0]  # the first sentence
+        raise CorruptDataError(f'{path} cannot be read '
+                               f'({type(e).__name__}: {reason})') from None
+    shapes = ({k: tuple(v.shape) for k, v in data.items()
+               if isinstance(v, torch.Tensor) and v.dtype == torch.uint8}
+              if isinstance(data, dict) else {})
+    if shapes != PREPARED_SHAPES:
+        raise CorruptDataError(f'{path} does not hold the prepared '
+                               'Fashion-MNIST tensors')
+    return data
+
+
+def prepare_data(directory=None, verbose=True, replace_corrupt=False):
+    """Make sure the prepared data file exists and return its path.
+
+    Safe to call from many processes at once: a file lock serialises the
+    preparation and the file appears atomically, complete or not at all.
+    With ``replace_corrupt``, an existing file that cannot be read is
+    prepared again (under the same lock; a file that another process has
+    repaired meanwhile is kept).
+    """
+    directory = Path(directory or data_dir())
+    target = directory / DATA_FILE
+    if target.exists() and not replace_corrupt:
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / '.prepare.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            if not replace_corrupt:  # another process finished it
+                return target
+            try:
+                _read_prepared(target)
+                return target  # repaired by another process meanwhile
+            except CorruptDataError as e:
+                reasons = [str(e)]
+        else:
+            reasons = [f'prepared data {target}: not found']
+        _prepare_from_sources(directory, target, reasons, verbose)
+    return target
+
+
+def _prepare_from_sources(directory, target, reasons, verbose):
+    """Write ``target`` from the first source that works (lock held)."""
+    system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR',
+                                     SYSTEM_DIR))
+    if all((system_dir / n).exists() for n in RAW_FILES.values()):
+        tensors, source = _from_idx_dir(system_dir), str(system_dir)
+    else:
+        reasons.append(f'Debian package files in {system_dir}: not found')
+        try:
+            tensors = _from_torchvision(directory / 'torchvision')
+            source = 'torchvision download'
+        except Exception as e:  # no network, proxy, server error, ...
+            reasons.append(f'torchvision download: failed ({e})')
+            raise DataUnavailableError(_missing_message(reasons)) from None
+    tmp = directory / f'.{DATA_FILE}.{os.getpid()}.tmp'
+    torch.save(tensors, tmp)
+    os.replace(tmp, target)
+    if verbose:
+        print(f'Prepared Fashion-MNIST from {source} in {target}')
+
+
+def load_data(image_size=28, n_train=None):
+    """Return ``(train, val, test)`` as ``(images, labels)`` pairs.
+
+    Images are ``uint8`` tensors of shape ``(n, 1, 28, 28)``; resizing to
+    ``image_size`` happens per batch, on the device (see ``to_input``).
+    ``n_train`` keeps only the first ``n_train`` training images, to shrink
+    runs; the validation and test sets are never shrunk. A prepared file
+    that cannot be read (say, truncated) is prepared again, with one line
+    on standard error saying so.
+    """
+    path = prepare_data(verbose=False)
+    try:
+        data = _read_prepared(path)
+    except CorruptDataError as e:
+        print(f'warning: {e}; preparing it again', file=sys.stderr,
+              flush=True)
+        path = prepare_data(verbose=False, replace_corrupt=True)
+        try:
+            data = _read_prepared(path)
+        except CorruptDataError as again:
+            raise CorruptDataError(
+                f'{again}, even after preparing it again; check the disk '
+                f'(space, permissions), delete {path} and try again'
+            ) from None
+    perm = torch.randperm(60000,
+                          generator=torch.Generator().manual_seed(SPLIT_SEED))
+    val_idx, train_idx = perm[:NUM_VAL], perm[NUM_VAL:]
+    if n_train is not None:
+        train_idx = train_idx[:n_train]
+    x, y = data['train_x'].unsqueeze(1), data['train_y'].long()
+    test = data['test_x'].unsqueeze(1), data['test_y'].long()
+    return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), test

@@ -1,0 +1,215 @@
+"""The experiment's size on this machine.
+
+``detect_hardware`` counts the GPUs and cores that trials may use (the
+one GPU count of the chapter, for Syne Tune's ``LocalBackend`` and the
+Ray nodes alike); ``SETUPS`` is the table of set-ups, one row per kind of
+machine; ``choose_setup`` picks the row and sizes it to the hardware.
+"""
+import os
+import subprocess
+from dataclasses import dataclass, replace
+
+BUDGET_VARIABLE = 'HPO_BUDGET'
+
+
+SETUP_VARIABLE = 'HPO_SETUP'
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The CPU cores and GPUs that this process may give to trials."""
+    cores: int
+    gpus: tuple = ()     # indices as LocalBackend and Ray set them
+    problem: str = None  # why PyTorch cannot use the GPUs listed
+
+
+def _gpu_indices(text):
+    """Integer GPU indices in a ``CUDA_VISIBLE_DEVICES`` value, or None.
+
+    None means "not a plain list of indices" (for example GPU UUIDs),
+    which Syne Tune's GPU rotation cannot express.
+    """
+    parts = [p.strip() for p in text.split(',') if p.strip()]
+    if not all(p.isdigit() for p in parts):
+        return None
+    return list(dict.fromkeys(int(p) for p in parts))  # each GPU once
+
+
+def listed_gpus(timeout=10):
+    """How many GPUs ``nvidia-smi --list-gpus`` lists (one line each).
+
+    This is how Syne Tune 0.16's ``LocalBackend`` counts the GPUs it
+    hands out. No ``nvidia-smi``, a failing one or one that hangs means
+    no GPU.
+    """
+    try:
+        proc = subprocess.run(['nvidia-smi', '--list-gpus'],
+                              capture_output=True, text=True,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return len(proc.stdout.splitlines()) if proc.returncode == 0 else 0
+
+
+def _torch_problem(n_gpus):
+    """Why PyTorch cannot use ``n_gpus`` GPUs here, or None if it can."""
+    from hpo.training import cuda_problem
+    problem = cuda_problem()
+    if problem is None:
+        import torch
+        if torch.cuda.device_count() < n_gpus:
+            problem = (f'PyTorch sees only {torch.cuda.device_count()} '
+                       'of them')
+    return problem
+
+
+def detect_hardware(mode=None):
+    """The GPUs and cores for trials: the one GPU count of the chapter.
+
+    GPUs are those ``nvidia-smi`` lists, as Syne Tune's ``LocalBackend``
+    counts them, limited to ``CUDA_VISIBLE_DEVICES`` when that holds
+    indices (as ``d2lbook build`` sets it when it evaluates notebooks in
+    parallel). ``mode`` (default: ``$HPO_SETUP``, else ``'auto'``):
+
+    * ``'auto'``: GPUs that PyTorch cannot use (no driver, a CPU-only
+      build) are dropped, and ``problem`` says why;
+    * ``'gpu'``: the GPUs are kept even then (the tests use this with a
+      fake ``nvidia-smi``; the trials then say so and train on the CPU);
+    * ``'cpu'``: no GPU is used.
+    """
+    mode = mode or os.environ.get(SETUP_VARIABLE) or 'auto'
+    if mode not in ('auto', 'gpu', 'cpu'):
+        raise ValueError(f'{SETUP_VARIABLE} must be "auto", "gpu" or '
+                         f'"cpu", got {mode!r}')
+    cores = os.cpu_count() or 1
+    n_listed = listed_gpus() if mode != 'cpu' else 0
+    gpus = tuple(range(n_listed))
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    indices = None if visible is None else _gpu_indices(visible)
+    if n_listed and indices is not None:
+        gpus = tuple(i for i in indices if i < n_listed)
+    problem = _torch_problem(len(gpus)) if gpus else None
+    if problem and mode == 'auto':
+        gpus = ()
+    return Hardware(cores, gpus, problem)
+
+
+@dataclass
+class Setup:
+    """What one section's experiment runs with on this machine."""
+    name: str
+    n_workers: int
+    max_wallclock_time: float  # seconds of tuning
+    threads_per_trial: int     # CPU threads of each trial process
+    constants: dict            # fixed script arguments
+    sleep_time: float = 0.5    # how often the tuner polls, in seconds
+    n_seeds: int = 50          # repetitions of each simulated experiment
+    gpus: tuple = ()           # the GPUs the trials use (nvidia-smi's ids)
+    trials_per_gpu: int = 0    # trials that share one GPU at a time
+
+    @property
+    def n_gpus(self):
+        return len(self.gpus)
+
+    @property
+    def gpus_per_trial(self):
+        """For ``LocalBackend(num_gpus_per_trial=...)``: 1 or 0."""
+        return 1 if self.gpus else 0
+
+    @property
+    def gpu_share(self):
+        """The fraction of a GPU each trial asks Ray for (0 without)."""
+        return 1 / self.trials_per_gpu if self.gpus else 0
+
+    @property
+    def gpus_to_use(self):
+        """For ``LocalBackend(gpus_to_use=...)`` (None: no GPU)."""
+        return list(self.gpus) or None
+
+    def __str__(self):
+        args = ', '.join(f'{k}={v}' for k, v in self.constants.items())
+        per_trial = f'{self.threads_per_trial} CPU thread(s) per trial'
+        if self.gpus:
+            per_trial += (f', {self.trials_per_gpu} trial(s) per GPU '
+                          f'({TRIALS_PER_GPU_BASIS}) on GPU(s) '
+                          + ','.join(map(str, self.gpus)))
+        return (f'set-up "{self.name}": {self.n_workers} workers, '
+                f'{self.max_wallclock_time:g} s of tuning, polling every '
+                f'{self.sleep_time:g} s, {per_trial}; fixed arguments: '
+                f'{args}')
+
+
+# The set-ups, one row per kind of machine. Both train on 8,000 images
+# for up to 27 epochs, so that ASHA with eta = 3 has its rungs at 1, 3
+# and 9 epochs on every machine; the GPU set-up uses the network the d2l
+# chapters use on GPUs. The GPU rows are a design choice that has not been
+# measured on a GPU yet: ``benchmarks/gpu.py`` measures them where one is.
+CPU_CONSTANTS = dict(max_epochs=27, model='lenet', image_size=28,
+                     n_train=8000)
+
+
+GPU_CONSTANTS = dict(CPU_CONSTANTS, model='alexnet', image_size=224)
+
+
+SETUPS = {
+    'CPU': dict(constants=CPU_CONSTANTS, max_wallclock_time=480),
+    'GPU': dict(constants=GPU_CONSTANTS, max_wallclock_time=480),
+    # HPO_BUDGET=test: the same workers, tiny trials (the test suite)
+    'test': dict(constants=dict(max_epochs=9, model='lenet', image_size=28,
+                                n_train=1000),
+                 max_wallclock_time=45, n_seeds=20),
+}
+
+
+MAX_WORKERS = 4
+
+
+# Trials sharing one GPU, by the number of GPUs (default: one per GPU).
+# On one GPU, two trials share it, so that the experiments stay parallel
+# on a common kind of machine; two is a choice, not a measurement.
+TRIALS_PER_GPU = {1: 2}
+
+
+TRIALS_PER_GPU_BASIS = 'a choice, not measured on a GPU'
+
+
+def workers_for(hardware):
+    """``(workers, trials per GPU, GPUs used)`` on ``hardware``."""
+    if not hardware.gpus:
+        return min(MAX_WORKERS, max(2, hardware.cores // 2)), 0, ()
+    per_gpu = TRIALS_PER_GPU.get(len(hardware.gpus), 1)
+    n_used = min(len(hardware.gpus), max(1, MAX_WORKERS // per_gpu))
+    return per_gpu * n_used, per_gpu, hardware.gpus[:n_used]
+
+
+def choose_setup(budget=None, n_gpus=None, cores=None):
+    """The experiment's size on this machine, from ``SETUPS``.
+
+    ``budget`` (default ``$HPO_BUDGET``, else ``'full'``): ``'test'``
+    keeps the workers but shrinks the trials. ``n_gpus`` and ``cores``
+    replace what ``detect_hardware`` finds (``n_gpus=0``: the CPU set-up
+    on any machine). Prints one line if GPUs were found that PyTorch
+    cannot use.
+    """
+    budget = budget or os.environ.get(BUDGET_VARIABLE, 'full')
+    if budget not in ('full', 'test'):
+        raise ValueError(f'{BUDGET_VARIABLE} must be "full" or "test", '
+                         f'got {budget!r}')
+    hardware = (detect_hardware() if n_gpus is None
+                else Hardware(os.cpu_count() or 1, tuple(range(n_gpus))))
+    if cores is not None:
+        hardware = replace(hardware, cores=cores)
+    if hardware.problem:
+        print(f'nvidia-smi lists GPUs, but PyTorch cannot use them '
+              f'({hardware.problem}); '
+              + ('using them anyway, as HPO_SETUP=gpu asks: the trials '
+                 'will train on the CPU' if hardware.gpus else
+                 'using the CPU set-up (HPO_SETUP=gpu would use them)'))
+    n_workers, per_gpu, gpus = workers_for(hardware)
+    kind = 'GPU' if gpus else 'CPU'
+    name = f'{len(gpus)} GPU(s)' if gpus else 'CPU'
+    row = SETUPS['test' if budget == 'test' else kind]
+    return Setup(name if budget == 'full' else f'test ({name})',
+                 n_workers=n_workers, gpus=gpus, trials_per_gpu=per_gpu,
+                 threads_per_trial=max(1, hardware.cores // n_workers),
+                 **dict(row, constants=dict(row['constants'])))

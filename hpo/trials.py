@@ -1,0 +1,217 @@
+"""What happened to each trial of a tuning run, on true wall-clock time.
+
+One row per trial with the columns ``start``, ``end`` (seconds since the
+tuner started), ``epochs``, ``validation_error``, ``test_error``,
+``best_error`` and ``status``, one of ``STATUSES``; then what follows
+from such a table: busy fraction, gaps between trials, workers.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# How a trial ended (ended_as says when each applies)
+STATUSES = ('completed', 'stopped', 'diverged', 'cut off', 'failed')
+
+
+def ended_as(epochs, max_epochs, stopped=False, diverged=False,
+             failed=False):
+    """How a trial ended, one of ``STATUSES``, from what is known of it.
+
+    ``failed``: its process ended without finishing; ``completed``: it
+    trained ``max_epochs`` epochs; ``diverged``: it stopped itself after
+    a non-finite loss; ``stopped``: the scheduler stopped it early; ``cut
+    off``: none of these, so it was still running when the experiment's
+    time was up. Every table of trials (real, simulated, Ray's) uses it.
+    """
+    if failed:
+        return 'failed'
+    if epochs >= max_epochs:
+        return 'completed'
+    if diverged:
+        return 'diverged'
+    return 'stopped' if stopped else 'cut off'
+
+
+def _mtime(path):
+    return path.stat().st_mtime if path.exists() else None
+
+
+def trial_table(exp):
+    """One row per trial of a finished experiment, on true wall-clock time.
+
+    Times are seconds since the tuner started. They come from the worker
+    side, not from the tuner's polling: a trial *starts* when LocalBackend
+    launched its process (the moment it wrote the trial's ``config.json``)
+    and *ends* at its last report if it ran to the end, or when the tuner
+    killed it (the ``stop`` file LocalBackend writes). Columns: ``start``,
+    ``end``, ``epochs`` (the last epoch reported), ``validation_error`` and
+    ``test_error`` (of the last report), ``best_error`` (over its reports)
+    and ``status``, one of
+
+    * ``completed``: trained for ``max_epochs`` epochs;
+    * ``stopped``: stopped early by the scheduler (at a rung level);
+    * ``diverged``: the script stopped itself after a non-finite loss;
+    * ``cut off``: still running when the experiment's time was up;
+    * ``failed``: the process ended without finishing (see its std.err).
+    """
+    t0 = exp.metadata['st_tuner_start_timestamp']
+    trial_dirs = [p for p in Path(exp.path).iterdir() if p.name.isdigit()]
+    df = exp.results  # None if no trial has reported yet
+    if df is None:
+        df = pd.DataFrame({'trial_id': []})
+    rows = [_trial_row(trial_dir, t0, df[df.trial_id == int(trial_dir.name)])
+            for trial_dir in sorted(trial_dirs, key=lambda p: int(p.name))]
+    return pd.DataFrame(rows).set_index('trial_id')
+
+
+def _trial_row(trial_dir, t0, reports):
+    """``trial_table``'s row for one trial, from its folder and reports."""
+    start = _mtime(trial_dir / 'config.json') - t0
+    row = dict(trial_id=int(trial_dir.name), start=start, epochs=0,
+               validation_error=np.nan, test_error=np.nan,
+               best_error=np.nan, log=trial_dir / 'std.err')
+    row.update(json.loads((trial_dir / 'config.json').read_text()))
+    last_report = None
+    if len(reports):
+        last = reports.iloc[-1]
+        last_report = last['st_worker_timestamp'] - t0
+        row.update(epochs=int(last['epoch']),
+                   validation_error=last['validation_error'],
+                   test_error=last.get('test_error', np.nan),
+                   best_error=reports['validation_error'].min())
+    killed = _mtime(trial_dir / 'stop')  # the tuner ended it
+    # a trial that ended by itself reported its test error last
+    by_itself = killed is None and pd.notna(row['test_error'])
+    status = ended_as(
+        row['epochs'], row['max_epochs'], diverged=by_itself,
+        stopped=bool(len(reports)) and reports.iloc[-1]['st_decision']
+        == 'STOP', failed=killed is None and not by_itself)
+    if status in ('stopped', 'cut off'):
+        end = killed - t0
+    elif status == 'failed':
+        ended = trial_dir / 'end'  # LocalBackend's time stamp, polled
+        end = (float(ended.read_text()) - t0 if ended.exists()
+               else last_report or start)
+    else:
+        end = last_report
+    row.update(status=status, end=end)
+    return row
+
+
+def report_times(exp):
+    """Reports with ``time``: seconds since the tuner started (worker side),
+    and ``final``: the report of a trial that ran all its epochs."""
+    df = exp.results.copy()
+    df['time'] = (df['st_worker_timestamp']
+                  - exp.metadata['st_tuner_start_timestamp'])
+    df['final'] = df['epoch'] == df['config_max_epochs']
+    return df
+
+
+def assign_workers(trials, n_workers):
+    """Give each trial a worker: the one that has been free the longest.
+
+    LocalBackend does not record which worker ran a trial when there are no
+    GPUs, but at most ``n_workers`` trials run at once, so handing each new
+    trial to a worker that is free at its start reconstructs a valid
+    assignment.
+    """
+    free_at = [0.0] * n_workers
+    workers = {}
+    for trial_id, row in trials.sort_values('start').iterrows():
+        w = int(np.argmin(free_at))
+        workers[trial_id] = w
+        free_at[w] = row['end']
+    return pd.Series(workers).reindex(trials.index)
+
+
+def busy_fraction(trials, n_workers, horizon=None):
+    """Share of the workers' time (0 to ``horizon``) occupied by trials."""
+    horizon = horizon or trials['end'].max()
+    busy = (trials['end'].clip(upper=horizon)
+            - trials['start'].clip(lower=0)).clip(lower=0).sum()
+    return busy / (n_workers * horizon)
+
+
+def idle_gaps(trials, workers):
+    """Seconds from a trial's end to the next start on the same worker."""
+    gaps = []
+    for _, group in trials.assign(worker=workers).groupby('worker'):
+        group = group.sort_values('start')
+        gaps += list(group['start'].values[1:] - group['end'].values[:-1])
+    return np.array(gaps)
+
+
+def failed_trials(trials, n_lines=5):
+    """Print where the log of every failed trial is, and its last lines.
+
+    The log's path is shown relative to the experiments folder.
+    """
+    failed = trials[trials['status'] == 'failed']
+    if not len(failed):
+        print('no trial failed')
+    for trial_id, row in failed.iterrows():
+        log = Path(row['log'])
+        lines = log.read_text().strip().splitlines()
+        shown = log.relative_to(log.parents[2])  # experiment/trial/std.err
+        print(f'trial {trial_id} failed; its log is {shown}:')
+        print('\n'.join('    ' + line for line in lines[-n_lines:]))
+    return failed
+
+
+def scheduler_rung_levels(scheduler):
+    """The rung levels of an ``ASHA`` scheduler's first bracket, ascending.
+
+    Read from the scheduler itself. Syne Tune also keeps a rung at
+    ``max_t``; a trial reaching ``max_t`` is stopped because it is done,
+    so that one is left out.
+    """
+    return sorted(r for r, _ in scheduler.brackets[0].rungs
+                  if r < scheduler.max_t)
+
+
+def rung_occupancy(trials, levels, max_epochs):
+    """How many trials reached each rung level, and the full budget."""
+    return pd.Series({r: int((trials['epochs'] >= r).sum())
+                      for r in list(levels) + [max_epochs]},
+                     name='trials')
+
+
+def epochs_after_stop(exp, trials):
+    """Epochs each stopped trial reported after the report that stopped it.
+
+    The epochs reported come from the trial's own standard output, the
+    report at which the scheduler said STOP from the results table.
+    """
+    from syne_tune.report import retrieve
+    df = exp.results
+    extra = {}
+    for trial_id in trials.index[trials['status'] == 'stopped']:
+        stops = df[(df.trial_id == trial_id) & (df.st_decision == 'STOP')]
+        decided_at = int(stops['epoch'].iloc[0])
+        out = (Path(exp.path) / str(trial_id) / 'std.out').read_text()
+        reported = [m['epoch'] for m in retrieve(out.splitlines())]
+        extra[trial_id] = max(reported) - decided_at
+    return pd.Series(extra, dtype=int, name='extra epochs')
+
+
+def startup_times(exp):
+    """Each trial's start-up in seconds, by phase, from its own output.
+
+    The training scripts print one line with the tag
+    ``hpo.training.STARTUP_TAG`` before training; columns:
+    ``python_and_torch``, ``syne_tune``, ``data``, ``model``, ``total``.
+    """
+    from hpo.training import read_startup
+    rows = {}
+    for trial_dir in Path(exp.path).iterdir():
+        out = trial_dir / 'std.out'
+        if trial_dir.name.isdigit() and out.exists():
+            startup = read_startup(out.read_text())
+            if startup is not None:
+                rows[int(trial_dir.name)] = startup
+    table = pd.DataFrame.from_dict(rows, orient='index').sort_index()
+    return table[['python_and_torch', 'syne_tune', 'data', 'model',
+                  'total']]

@@ -1,0 +1,172 @@
+"""The chapter's tuning runs: the search space, and how a tuner runs.
+
+The notebooks build their tuners in visible cells; ``run_experiment``
+builds the same one for the benchmarks, so that they measure what the
+sections do. ``plain_logger`` is Syne Tune's tuner log cut to a few
+lines, ``tuning`` the block around ``tuner.run()`` that makes SIGTERM
+stop the trials as Ctrl+C does.
+"""
+import contextlib
+import io
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]  # the training scripts
+# the columns of the tuned hyperparameters, in every table of trials
+HYPERPARAMETERS = ['learning_rate', 'momentum', 'batch_size']
+
+# Syne Tune 0.16's ASHA warns about an argument it sets itself
+# ("points_to_evaluate is passed in searcher_kwargs ..."); the warning says
+# nothing about our code, so we do not show it.
+logging.getLogger('syne_tune.optimizer.schedulers.searchers.'
+                  'last_value_multi_fidelity_searcher').setLevel(
+                      logging.ERROR)
+
+
+def run_experiment(scheduler, script, seconds, setup, folder=None,
+                   **stop):
+    """One tuning experiment as the sections run it; returns it, loaded.
+
+    For benchmarks, which must measure what the sections do:
+    ``LocalBackend`` on ``script`` (a training script in the repository's
+    root) with the set-up's GPUs, workers, CPU threads and polling, the
+    sections' ``max_failures``, stopped after ``seconds``. Experiments go
+    to ``folder`` (default: Syne Tune's). SIGTERM stops the trials too
+    (:func:`tuning`).
+    """
+    from unittest import mock
+    from syne_tune import StoppingCriterion, Tuner
+    from syne_tune.backend import LocalBackend
+    from syne_tune.experiments import load_experiment
+    env = {'OMP_NUM_THREADS': str(setup.threads_per_trial)}
+    if folder is not None:
+        env['SYNETUNE_FOLDER'] = str(folder)
+    with mock.patch.dict(os.environ, env):
+        tuner = Tuner(
+            trial_backend=LocalBackend(
+                entry_point=str(ROOT / script),
+                num_gpus_per_trial=setup.gpus_per_trial,
+                gpus_to_use=setup.gpus_to_use),
+            scheduler=scheduler,
+            stop_criterion=StoppingCriterion(
+                max_wallclock_time=seconds, **stop),
+            n_workers=setup.n_workers, sleep_time=setup.sleep_time,
+            max_failures=3, print_update_interval=10 ** 6,
+            output_logger=plain_logger())
+        with tuning():
+            tuner.run()
+        return load_experiment(tuner.name, local_path=(
+            None if folder is None else str(folder)))
+
+
+def search_space():
+    """The three hyperparameters both sections tune, as ``rs-async.md``
+    shows them (``tests/test_shown_code.py`` checks that they agree)."""
+    from syne_tune.config_space import loguniform, randint, uniform
+    return {'learning_rate': loguniform(1e-3, 1.0),
+            'momentum': uniform(0.0, 0.99),
+            'batch_size': randint(16, 256)}
+
+
+def plain_logger():
+    """Syne Tune's ``TunerLogger`` cut to a few lines, without colour and
+    emoji.
+
+    Compared with ``TunerLogger(use_colors=False, use_emojis=False)``:
+
+    * the header is two lines: the experiment's name (no paths), and the
+      scheduler, workers and backend;
+    * no line for each trial that starts or completes (the trial table
+      that the sections print afterwards holds them; a failed trial is
+      still reported);
+    * the periodic status is one line instead of a table of all trials;
+    * the last line names the experiment's folder relative to Syne Tune's
+      experiments folder (``$SYNETUNE_FOLDER`` or ``~/syne-tune``), and
+      has none of the two emoji that Syne Tune 0.16 prints regardless of
+      ``use_emojis``.
+
+    The summary at the end is Syne Tune's table unless the tuner runs
+    inside :func:`tuning`, which makes it one line.
+    """
+    from syne_tune.tuner_logger import TunerLogger
+
+    class PlainTunerLogger(TunerLogger):
+        def print_experiment_header(self, name, backend_name, n_workers,
+                                    scheduler_name, **_):
+            print(f'experiment {name}\n{scheduler_name} with {n_workers} '
+                  f'workers ({backend_name})')
+
+        def print_trial_started(self, trial_id, config):
+            pass
+
+        def print_trial_completed(self, trial_id):
+            pass
+
+        def print_tuning_status(self, tuning_status):
+            print(_status_line(tuning_status))
+
+        def print_tuning_complete(self):
+            pass  # the summary line that follows says it
+
+        def print_tuning_finished(self, results_path):
+            print(f'Tuning finished; results in {Path(results_path).name}/')
+
+    return PlainTunerLogger(use_colors=False, use_emojis=False)
+
+
+def _status_line(tuning_status):
+    """'2 trials running, 5 finished (3 until the end), 61.2s ...'."""
+    return str(tuning_status).strip().splitlines()[-1]
+
+
+@contextlib.contextmanager
+def tuning():
+    """Around ``tuner.run()``: SIGTERM stops the trials, as Ctrl+C does,
+    and the summary at the end is one line instead of a table.
+
+    Syne Tune's ``Tuner.run`` stops its trials when an exception leaves
+    it, such as the ``KeyboardInterrupt`` of Ctrl+C; SIGTERM (``kill``, a
+    cancelled batch job) would end the process and leave the trials
+    running. Inside the block (in the main thread, unless SIGTERM is
+    ignored) the first SIGTERM raises ``KeyboardInterrupt`` and further
+    ones are ignored while the trials are stopped; once the block is
+    left, SIGTERM is sent again, to do what it did before. Syne Tune 0.16
+    prints its summary through ``syne_tune.tuner.print_best_metric_found``,
+    which the block replaces by a one-line version. Both are undone when
+    the block ends.
+    """
+    from syne_tune import tuner
+    library_version = tuner.print_best_metric_found
+    terminated = []
+
+    def one_line(tuning_status, metric_names, mode=None):
+        with contextlib.redirect_stdout(io.StringIO()):
+            best = library_version(tuning_status, metric_names, mode)
+        if best is not None:
+            print(f'{_status_line(tuning_status)}; best {metric_names[0]} '
+                  f'{best[1]:.4f} (trial {best[0]})')
+        return best
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once is enough
+        terminated.append(signum)
+        raise KeyboardInterrupt('SIGTERM')
+
+    previous = signal.getsignal(signal.SIGTERM)
+    handle = (threading.current_thread() is threading.main_thread()
+              and previous != signal.SIG_IGN)
+    try:
+        tuner.print_best_metric_found = one_line
+        if handle:
+            signal.signal(signal.SIGTERM, interrupt)
+        yield
+    finally:
+        tuner.print_best_metric_found = library_version
+        if handle:
+            signal.signal(signal.SIGTERM,
+                          signal.SIG_DFL if previous is None else previous)
+        if terminated:  # the trials are stopped: now end as asked
+            os.kill(os.getpid(), signal.SIGTERM)
