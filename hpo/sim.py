@@ -1,22 +1,12 @@
 """Replay recorded learning curves: the chapter's runs, many times over.
 
-A table made by ``record_curves.py`` holds, for every recorded
-configuration and epoch, the validation error and the CPU seconds the
-trial's process had used (start-up included). :func:`simulate` runs a
-real Syne Tune scheduler against it with ``UserBlackboxBackend``: a trial
-"trains" by looking up its next row, and simulated time jumps to the
-moment that row was reported. Random search's reports are reduced to one
-per trial, at its end, as ``train_script.py`` sends them (its scheduler
-ignores the others anyway); ASHA and Hyperband get one per epoch.
-:func:`synchronous_sh` replays synchronous successive halving, which Syne
-Tune 0.16 does not offer. :func:`scaled` turns the recorded
-seconds into another machine's by a speed factor that
-:func:`speed_factor` measures on a real run there.
-
-Configurations are drawn from the recorded ones, with replacement; each
-was trained once, with one seed, so the runs vary by the configurations
-they draw, not by training noise. The statistics over runs are in
-``hpo.stats``.
+A table made by ``hpo.record_curves`` holds, per configuration and epoch,
+the validation error and the CPU seconds its trial's process had used.
+:func:`simulate` runs a real Syne Tune scheduler against it with
+``UserBlackboxBackend``: a trial "trains" by looking up its next row, and
+simulated time jumps to the moment that row was reported. Runs draw the
+recorded configurations with replacement, so they vary by their draws,
+not by training noise. The statistics over runs are in ``hpo.stats``.
 """
 import contextlib
 import hashlib
@@ -34,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 import hpo.stats
-
+from hpo.trials import ended_as
 from hpo.tuner import HYPERPARAMETERS
 
 CHAPTER = Path(__file__).resolve().parents[1] / 'chapter_hpo'
@@ -64,12 +54,8 @@ def table_setup(path):
 
 
 def curves_for(setup):
-    """The recorded table whose set-up is ``setup``'s, or ``None``.
-
-    The set-up must match in its fixed arguments, threads per trial and
-    workers, and use no GPU: the CPU set-up on a 2-core machine has
-    ``curves_lenet.csv``, the test budget there ``curves_test.csv``.
-    """
+    """The recorded table of ``setup`` (same fixed arguments, threads per
+    trial and workers, no GPU), or ``None``."""
     wanted = dict(setup.constants, threads_per_trial=setup.threads_per_trial,
                   n_workers=setup.n_workers)
     for path in (CURVES, TEST_CURVES):
@@ -99,15 +85,17 @@ def _check_table(df, path):
                          'positive')
 
 
-def _check_curve(curve, where, max_epochs):
-    """Raise unless one configuration's rows form a whole curve."""
+def check_curve(curve, where, max_epochs):
+    """Raise ``ValueError`` unless one configuration's rows (the table's
+    columns) form a whole curve: epochs 1 to ``max_epochs``, or fewer
+    ending in a divergence (error 1.0 with a test error)."""
     for name in HYPERPARAMETERS:
-        if curve[name].nunique() != 1:
+        if curve[name].nunique() > 1:
             raise ValueError(f'{where}: {name} changes between epochs')
     epochs = curve['epoch'].tolist()
-    if epochs != list(range(1, epochs[-1] + 1)):
-        raise ValueError(f'{where}: epochs {epochs} are not 1, 2, ..., '
-                         f'{epochs[-1]} (each once)')
+    if not epochs or epochs != list(range(1, len(epochs) + 1)):
+        raise ValueError(f'{where}: epochs {epochs} are not 1, 2, ... '
+                         '(each once)')
     if (np.diff(curve['cpu_time']) < 0).any():
         raise ValueError(f'{where}: cpu_time decreases; it must be '
                          'cumulative')
@@ -122,11 +110,8 @@ def _check_curve(curve, where, max_epochs):
 
 
 def _pad(curve, max_epochs):
-    """A diverged curve continued to ``max_epochs`` at error 1.0.
-
-    The real script stopped at the divergence, so the times stay at that
-    moment: the padded epochs cost nothing.
-    """
+    """A diverged curve continued to ``max_epochs`` at error 1.0, at no
+    cost: the real script stopped at the divergence."""
     last = int(curve['epoch'].iloc[-1])
     pad = curve.iloc[[-1] * (max_epochs - last)].assign(
         epoch=range(last + 1, max_epochs + 1), validation_error=1.0,
@@ -137,10 +122,9 @@ def _pad(curve, max_epochs):
 def load_curves(path=CURVES):
     """Read a table of learning curves, check it, pad diverged curves.
 
-    Returns one row per configuration and epoch, sorted, with the columns
-    of the file plus ``diverged`` and ``padded`` (the row was added by
-    :func:`_pad`). Raises ``ValueError`` naming the problem if the table
-    is malformed.
+    One row per configuration and epoch, sorted, with the file's columns
+    plus ``diverged`` and ``padded`` (a row added by :func:`_pad`).
+    Raises ``ValueError`` naming the problem if the table is malformed.
     """
     df = pd.read_csv(path, comment='#')
     _check_table(df, path)
@@ -149,8 +133,7 @@ def load_curves(path=CURVES):
     max_epochs = int(df['epoch'].max())
     pieces = []
     for config_id, curve in df.groupby('config_id'):
-        _check_curve(curve, f'{path}: configuration {config_id}',
-                     max_epochs)
+        check_curve(curve, f'{path}: configuration {config_id}', max_epochs)
         diverged = curve['epoch'].iloc[-1] < max_epochs
         curve = curve.assign(diverged=diverged, padded=False)
         pieces.append(_pad(curve, max_epochs) if diverged else curve)
@@ -180,13 +163,9 @@ def scaled(curves, factor):
 
 
 def time_model(curves):
-    """Recorded seconds to a report, as a function of epoch and batch size.
-
-    For each epoch, a least-squares fit of ``a + b / batch_size`` over the
-    recorded configurations (the time per batch is nearly constant, so
-    smaller batches take longer per epoch). Returns a function
-    ``(epochs, batch_sizes) -> seconds`` of arrays.
-    """
+    """Recorded seconds to a report: per epoch, a least-squares fit of
+    ``a + b / batch_size`` over the configurations. Returns a function
+    ``(epochs, batch_sizes) -> seconds`` of arrays."""
     real = curves[~curves['padded']]
     coef = np.array([np.linalg.lstsq(
         np.column_stack([np.ones(len(g)), 1 / g['batch_size']]),
@@ -203,13 +182,10 @@ def speed_factor(reports, trials, curves):
     """How much longer this machine takes than the recording.
 
     ``reports`` (``trial_id``, ``epoch``, ``time``) and ``trials``
-    (``start``, ``batch_size``, indexed by trial id) come from a real run.
-    Each trial counts once, with the seconds from its process's start to
-    its last report: the factor is their sum divided by the sum of what
-    :func:`time_model` predicts for the same epochs and batch sizes on
-    the recording machine (below 1: this machine is faster). Scaling the
-    recorded curves by it (:func:`scaled`) gives a simulator whose clock
-    runs at this machine's speed, with its workers.
+    (``start``, ``batch_size``, by trial id) come from a real run. The
+    seconds from each trial's start to its last report, summed, over what
+    :func:`time_model` predicts for the same epochs and batch sizes
+    (below 1: this machine is faster); :func:`scaled` applies it.
     """
     last = reports.sort_values('time').groupby('trial_id').last()
     joined = last[['epoch', 'time']].join(trials[['start', 'batch_size']])
@@ -221,14 +197,13 @@ def speed_factor(reports, trials, curves):
 
 
 def make_blackbox(curves):
-    """A Syne Tune ``BlackboxTabular`` holding the recorded curves.
+    """A Syne Tune ``BlackboxTabular`` of the recorded curves.
 
-    Its one hyperparameter is ``config_id`` with domain ``choice`` over the
-    recorded ids, so every draw is a recorded configuration (sampling the
-    three hyperparameters separately would produce unrecorded ones). Its
-    fidelity is ``epoch``; its objectives are :data:`OBJECTIVES`. The
-    subclass looks rows up by ``config_id``, since ``BlackboxTabular``'s
-    own lookup fails for a single hyperparameter column.
+    Its one hyperparameter, ``config_id``, is a choice of the recorded
+    ids (sampling the three hyperparameters would make unrecorded ones);
+    its fidelity is ``epoch``, its objectives :data:`OBJECTIVES`. The
+    subclass looks rows up by ``config_id``, which ``BlackboxTabular``
+    fails to do for a single hyperparameter column.
     """
     from syne_tune.blackbox_repository.blackbox_tabular import (
         BlackboxTabular)
@@ -279,14 +254,11 @@ def rung_levels_formula(grace_period, reduction_factor, max_t):
 class Simulation(NamedTuple):
     """What :func:`simulate` returns.
 
-    ``results``: one row per report within the budget, in simulated time
-    order: ``trial_id``, ``config_id``, the hyperparameters, ``epoch``,
-    ``validation_error``, ``cpu_time``, ``decision``, ``time``
-    (simulated seconds since tuning started), ``final`` (the report of a
-    trial that ran all its epochs) and ``best`` (the best final error so
-    far). ``trials``: one row per trial started within the budget, with
-    ``start``, ``end`` (cut at the budget), ``epochs``, ``best_error`` and
-    ``status`` (completed, stopped, diverged or cut off).
+    ``results``: the reports within the budget in time order, with
+    ``time`` (simulated seconds), ``final`` (a trial that ran all its
+    epochs) and ``best`` (best final error so far). ``trials``: one row
+    per trial started within the budget (``start``, ``end`` cut at the
+    budget, ``epochs``, ``best_error``, ``status``).
     """
     results: pd.DataFrame
     trials: pd.DataFrame
@@ -298,12 +270,9 @@ class Simulation(NamedTuple):
 
 
 def _backend_class():
-    """``UserBlackboxBackend`` made deterministic, noting start and end.
-
-    Syne Tune's simulator adds the *real* time the tuner spends between
-    calls to the simulated clock, so two runs with the same seed could
-    differ; here simulated time moves only by the simulator's own steps.
-    """
+    """``UserBlackboxBackend`` noting starts and ends, and deterministic:
+    Syne Tune adds the tuner's *real* time between calls to the simulated
+    clock; here only the simulator's own steps move it."""
     from syne_tune.blackbox_repository import UserBlackboxBackend
 
     class DeterministicBackend(UserBlackboxBackend):
@@ -313,7 +282,7 @@ def _backend_class():
 
         def start_trial(self, config, checkpoint_trial_id=None):
             trial = super().start_trial(config, checkpoint_trial_id)
-            self.configs[trial.trial_id] = dict(config)
+            self.configs[trial.trial_id] = int(config['config_id'])
             return trial
 
         def _advance_by_outside_time(self):
@@ -330,11 +299,28 @@ def _backend_class():
     return DeterministicBackend
 
 
+def _tuner_class():
+    """Syne Tune's ``Tuner`` without its real ``time.sleep(0)`` per step
+    (a third of a simulation's time); the callbacks still hear of every
+    sleep, which is how the simulated clock advances."""
+    from syne_tune import Tuner
+
+    class SimulatedTuner(Tuner):
+        def _sleep(self):
+            for callback in self.callbacks:
+                callback.on_tuning_sleep(self.sleep_time)
+
+    return SimulatedTuner
+
+
 @contextlib.contextmanager
-def _quiet_and_temporary():
-    """Silence the tuner; send its files to a folder deleted afterwards."""
-    previous = logging.root.manager.disable
+def _quiet_and_seeded(seed):
+    """Silence the tuner, send its files to a temporary folder, and seed
+    NumPy's global generator (Syne Tune 0.16 draws from it too: async
+    Hyperband's brackets); restore the logging and generator after."""
+    previous, state = logging.root.manager.disable, np.random.get_state()
     logging.disable(logging.WARNING)
+    np.random.seed(seed)
     with tempfile.TemporaryDirectory(prefix='hpo-sim-') as folder, \
             mock.patch.dict(os.environ, SYNETUNE_FOLDER=folder), \
             contextlib.redirect_stdout(io.StringIO()):
@@ -342,45 +328,23 @@ def _quiet_and_temporary():
             yield
         finally:
             logging.disable(previous)
-
-
-@contextlib.contextmanager
-def _numpy_seeded(seed):
-    """Seed NumPy's global generator for a block, then restore it.
-
-    Syne Tune 0.16 draws from it besides its own generators (asynchronous
-    Hyperband picks brackets with it), so without this, a seed would not
-    fix a run.
-    """
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
+            np.random.set_state(state)
 
 
 def sampled_configs(seed, n_configs, length=2000):
-    """The configurations a run with ``seed`` tries, in order.
-
-    Every method gets the same sequence for the same seed (as
-    ``points_to_evaluate``), which makes comparisons between methods
-    paired: they differ only in how they use the same draws.
-    """
+    """The configurations a run with ``seed`` tries, in order: the same
+    for every method, so that comparisons between methods are paired."""
     rng = np.random.default_rng(seed)
     return [{'config_id': int(i)} for i in rng.integers(n_configs,
                                                         size=length)]
 
 
-def make_scheduler(method, config_space, seed, max_epochs, grace_period=1,
-                   reduction_factor=3, brackets=None):
-    """The Syne Tune scheduler behind each asynchronous method.
-
-    Hyperband gets by default one bracket per rung level, ``max_epochs``
-    included.
-    """
+def make_scheduler(method, config_space, seed, max_epochs, points,
+                   grace_period=1, reduction_factor=3, brackets=None):
+    """The Syne Tune scheduler of an asynchronous method, trying
+    ``points`` first. Hyperband gets by default one bracket per rung
+    level, ``max_epochs`` included."""
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
-    points = sampled_configs(seed, len(config_space['config_id']))
     if method == 'random search':
         return RandomSearch(config_space, metrics=['validation_error'],
                             do_minimize=True, random_seed=seed,
@@ -398,35 +362,16 @@ def make_scheduler(method, config_space, seed, max_epochs, grace_period=1,
                 points_to_evaluate=points)
 
 
-def _tuner_class():
-    """Syne Tune's ``Tuner`` without its real ``time.sleep(0)`` per step.
-
-    With ``sleep_time=0`` (what the simulator requires) each loop of the
-    tuner still yields the CPU once; in a simulation of thousands of
-    steps that was a third of the run time. The callbacks are still told
-    about every sleep, which is how the simulated clock advances.
-    """
-    from syne_tune import Tuner
-
-    class SimulatedTuner(Tuner):
-        def _sleep(self):
-            for callback in self.callbacks:
-                callback.on_tuning_sleep(self.sleep_time)
-
-    return SimulatedTuner
-
-
 def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
              grace_period=1, reduction_factor=3, brackets=None,
              sleep_time=0.5, stop_below=None):
     """Simulate one tuning run of ``method`` on ``curves``.
 
-    ``curves`` comes from :func:`load_curves` (possibly :func:`cut`,
-    :func:`with_startup` or :func:`scaled`); the run lasts
-    ``max_wallclock_time`` simulated seconds and polls every
-    ``sleep_time`` seconds, as the real tuner. With ``stop_below``, the
-    run also ends once a trial that ran all its epochs has a validation
-    error at or below that value (for times to reach it, at less cost).
+    ``curves`` come from :func:`load_curves` (or :func:`cut`,
+    :func:`with_startup`, :func:`scaled`); the run lasts
+    ``max_wallclock_time`` simulated seconds, polling every
+    ``sleep_time``. With ``stop_below``, it also ends once a trial that
+    ran all its epochs has an error at or below that value.
     """
     if method == 'synchronous SH':
         if brackets is not None:
@@ -436,7 +381,6 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
     from syne_tune import StoppingCriterion
     from syne_tune.backend.simulator_backend.simulator_callback import (
         SimulatorCallback)
-
     blackbox = make_blackbox(curves)
     max_epochs = int(curves['epoch'].max())
     config_space = dict(blackbox.configuration_space, max_epochs=max_epochs)
@@ -450,9 +394,11 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
         max_metric_value={'st_tuner_time': max_wallclock_time},
         min_metric_value=None if stop_below is None else {  # strict <
             'final_error': np.nextafter(stop_below, np.inf)})
-    with _quiet_and_temporary(), _numpy_seeded(seed):
-        scheduler = make_scheduler(method, config_space, seed, max_epochs,
-                                   grace_period, reduction_factor, brackets)
+    with _quiet_and_seeded(seed):
+        scheduler = make_scheduler(
+            method, config_space, seed, max_epochs,
+            sampled_configs(seed, len(config_space['config_id'])),
+            grace_period, reduction_factor, brackets)
         _tuner_class()(
             trial_backend=backend, scheduler=scheduler,
             stop_criterion=stop, n_workers=n_workers, sleep_time=0,
@@ -465,10 +411,9 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
 
 
 def _configs(curves):
-    """Per configuration: hyperparameters, ``diverged``, and
-    ``diverged_at`` (its last real epoch)."""
-    by_config = curves.groupby('config_id')
-    configs = by_config[[*HYPERPARAMETERS, 'diverged']].first()
+    """Per configuration: hyperparameters and ``diverged_at``, its last
+    real epoch (``max_epochs`` if it did not diverge)."""
+    configs = curves.groupby('config_id')[HYPERPARAMETERS].first()
     configs['diverged_at'] = (~curves['padded']).groupby(
         curves['config_id']).sum()
     return configs
@@ -502,41 +447,38 @@ def _report_table(df, configs, max_epochs):
                'best']]
 
 
-def _status(info, last, end, max_epochs, max_wallclock_time):
-    """How a trial ended, from its config and its last report (or None)."""
-    epochs = 0 if last is None else int(last['epoch'])
-    if info['diverged'] and epochs >= info['diverged_at']:
-        return 'diverged'
-    if epochs >= max_epochs:
-        return 'completed'
-    if last is not None and last['decision'] == 'STOP' \
-            and end < max_wallclock_time:
-        return 'stopped'
-    return 'cut off'
+def _trial_table(trials, results, configs, max_epochs, stopped):
+    """``trials`` (``config_id``, ``start``, ``end`` by trial id) with
+    ``epochs``, ``best_error``, ``status`` (:func:`hpo.trials.ended_as`;
+    ``stopped``: whether the scheduler stopped each) and the
+    hyperparameters. A padded epoch is past the divergence: the trial
+    diverged there."""
+    by_trial = results.groupby('trial_id')
+    epochs = by_trial['epoch'].max().reindex(trials.index, fill_value=0)
+    at = configs['diverged_at'].reindex(trials['config_id']).to_numpy()
+    trials = trials.assign(
+        epochs=epochs.astype(int),
+        best_error=by_trial['validation_error'].min().astype(float),
+        status=[ended_as(min(e, d), max_epochs, stopped=s, diverged=e >= d)
+                for e, d, s in zip(epochs, at, stopped)])
+    return trials.rename_axis('trial_id').join(configs[HYPERPARAMETERS],
+                                               on='config_id')
 
 
-def _trials(results, backend, configs, max_epochs, max_wallclock_time):
-    last = results.groupby('trial_id').last()
-    best = results.groupby('trial_id')['validation_error'].min()
-    rows = []
-    for trial_id, config in backend.configs.items():
-        start = backend.started.get(trial_id, np.inf)
-        if start >= max_wallclock_time:
-            continue  # launched at the very end; never ran within budget
-        config_id = int(config['config_id'])
-        report = last.loc[trial_id] if trial_id in last.index else None
-        end = min(backend.ended.get(trial_id, np.inf), max_wallclock_time)
-        rows.append(dict(
-            trial_id=trial_id, config_id=config_id, start=start, end=end,
-            epochs=0 if report is None else int(report['epoch']),
-            best_error=best.get(trial_id, np.nan),
-            status=_status(configs.loc[config_id], report, end, max_epochs,
-                           max_wallclock_time)))
-    trials = pd.DataFrame(rows, columns=['trial_id', 'config_id', 'start',
-                                         'end', 'epochs', 'best_error',
-                                         'status'])
-    return trials.join(configs[HYPERPARAMETERS],
-                       on='config_id').set_index('trial_id')
+def _trials(results, backend, configs, max_epochs, horizon):
+    """The trial table of a run of :func:`simulate`; a trial launched at
+    the very end, never running within the budget, is left out."""
+    trials = pd.DataFrame(dict(
+        config_id=pd.Series(backend.configs, dtype=int),
+        start=pd.Series(backend.started, dtype=float),
+        end=pd.Series(backend.ended, dtype=float)))
+    trials = trials.fillna(np.inf).astype({'config_id': int})
+    trials = trials[trials['start'] < horizon]
+    trials['end'] = trials['end'].clip(upper=horizon)
+    last = results.groupby('trial_id')['decision'].last()
+    stopped = (last.reindex(trials.index) == 'STOP') \
+        & (trials['end'] < horizon)
+    return _trial_table(trials, results, configs, max_epochs, stopped)
 
 
 def synchronous_sh(elapsed, errors, n_workers, eta=3, poll=0.5, clock=0,
@@ -573,12 +515,10 @@ def synchronous_sh(elapsed, errors, n_workers, eta=3, poll=0.5, clock=0,
 
 def synchronous_run(seed, curves, n_workers=2, max_wallclock_time=480,
                     grace_period=1, reduction_factor=3, sleep_time=0.5):
-    """Synchronous successive halving on ``curves``, one bracket after
-    another (a bracket's idle workers wait for its last job), each of
-    ``reduction_factor ** k`` configurations (27 for rungs 1, 3, 9 and 27
-    epochs) drawn as :func:`sampled_configs` draws them for the other
-    methods. Returns a :class:`Simulation` whose ``jobs`` (one row per
-    job of :func:`synchronous_sh`) show the barriers."""
+    """Synchronous SH on ``curves``, one bracket after another, each of
+    ``reduction_factor ** k`` configurations (27 for rungs 1, 3, 9, 27)
+    drawn as :func:`sampled_configs` draws them. A :class:`Simulation`
+    whose ``jobs`` (:func:`synchronous_sh`'s) show the barriers."""
     max_epochs = int(curves['epoch'].max())
     size = reduction_factor ** len(
         rung_levels_formula(grace_period, reduction_factor, max_epochs))
@@ -622,35 +562,22 @@ def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
                                           'time', 'validation_error',
                                           'cpu_time'])
     max_epochs = int(curves['epoch'].max())
-    last = jobs.groupby('trial_id')['last_epoch'].first()
-    reports['last_epoch'] = last.reindex(reports['trial_id']).to_numpy()
+    by_trial = jobs.groupby('trial_id')
+    last = by_trial['last_epoch'].first()
     reports['decision'] = np.where(
-        (reports['epoch'] == reports['last_epoch'])
+        (reports['epoch'] == last.reindex(reports['trial_id']).to_numpy())
         & (reports['epoch'] < max_epochs), 'STOP', 'CONTINUE')
     configs = _configs(curves)
     results = _report_table(reports[reports['time'] <= horizon], configs,
                             max_epochs)
-    by_trial = jobs.groupby('trial_id')
     trials = pd.DataFrame(dict(
         config_id=by_trial['config_id'].first(),
         start=by_trial['start'].min(),
         end=by_trial['end'].max().clip(upper=horizon)))
-    trials = trials.join(_synchronous_status(results, last, max_epochs))
-    return Simulation(results, trials.join(configs[HYPERPARAMETERS],
-                                           on='config_id'), jobs)
-
-
-def _synchronous_status(results, last_epoch, max_epochs):
-    """``epochs``, ``best_error`` and ``status`` of each trial, given the
-    epoch each would have stopped at without the budget."""
-    by_trial = results.groupby('trial_id')
-    epochs = by_trial['epoch'].max().reindex(last_epoch.index, fill_value=0)
-    status = np.where(epochs == max_epochs, 'completed',
-                      np.where(epochs == last_epoch, 'stopped', 'cut off'))
-    return pd.DataFrame(dict(
-        epochs=epochs, status=status,
-        best_error=by_trial['validation_error'].min()),
-        index=last_epoch.index)
+    reached = results.groupby('trial_id')['epoch'].max()
+    stopped = reached.reindex(last.index) == last
+    return Simulation(results, _trial_table(trials, results, configs,
+                                            max_epochs, stopped), jobs)
 
 
 def _one_run(task):
@@ -664,18 +591,13 @@ def _one_run(task):
 
 
 def run_many(methods, seeds, curves, processes=None, **kwargs):
-    """Simulate every method with every seed; one long table of reports.
+    """Every method with every seed: :func:`simulate`'s ``results`` (its
+    ``kwargs``) with ``method``, ``seed`` and ``n_trials`` in front.
 
-    The ``results`` of :func:`simulate` with ``method``, ``seed`` and
-    ``n_trials`` (trials started in that run) in front; ``kwargs`` go to
-    :func:`simulate`. The runs are independent and deterministic, so they
-    are spread over ``processes`` (default: one per CPU core) worker
-    processes; the result does not depend on how many.
-
-    The workers are started fresh ('spawn'), not forked: a process forked
-    from a Jupyter kernel inherits its threads' locks, and such a worker
-    was seen to hang when the pool ended. The pool is closed and joined,
-    so the workers exit on their own and none is left behind.
+    The runs are deterministic, so they are spread over ``processes``
+    (default: one per core) without changing the result. The workers are
+    spawned, not forked: one forked from a Jupyter kernel inherits its
+    threads' locks and was seen to hang when the pool ended.
     """
     import multiprocessing
     tasks = [(m, s, curves, kwargs) for m in methods for s in seeds]
@@ -709,12 +631,11 @@ def speedup(curves, n_workers_list=(1, 2, 4, 8, 16, 32), seeds=range(50),
     """How much sooner random search reaches ``target`` with K workers.
 
     The clock is the recorded one for every K, as if each worker had a
-    machine of its own. For each K: the median over seeds of the time
-    T_K to deliver ``target`` (default :func:`default_target`), censored
-    at ``max_wallclock_time / K``, the share of runs that got there, and
-    ``speedup``: the median over seeds of T_1 / T_K with a 95% bootstrap
-    interval (the same seed draws the same configurations for every K).
-    ``efficiency`` is speed-up / K.
+    machine of its own. Per K: the median time to deliver ``target``
+    (default :func:`default_target`), censored at ``max_wallclock_time /
+    K``, the share of runs that got there, ``speedup``: the median over
+    seeds of T_1 / T_K with a 95% bootstrap interval, and ``efficiency``,
+    speed-up / K.
     """
     target = default_target(curves) if target is None else target
     times = {}
@@ -750,13 +671,11 @@ def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
                  max_wallclock_time=480, **kwargs):
     """ASHA's time to random search's result, as the problem changes.
 
-    For every number of epochs in ``epoch_budgets`` (curves :func:`cut`
-    to it) and start-up cost in ``startups`` (:func:`with_startup`): the
-    target is random search's median delivered error after
-    ``max_wallclock_time``, from :func:`heldout` seeds; both methods run
-    for twice that on ``seeds``. One row per variant with the target,
-    both median times, ``ratio`` (ASHA / random search, paired by seed)
-    and its 95% bootstrap interval.
+    Per number of epochs (:func:`cut`) and start-up (:func:`with_startup`):
+    the target is random search's median delivered error after
+    ``max_wallclock_time`` on :func:`heldout` seeds; both methods run for
+    twice that on ``seeds``. One row per variant: the target, both median
+    times, ``ratio`` (ASHA / random search, paired) and its interval.
     """
     rows = []
     horizon = 2 * max_wallclock_time
@@ -784,14 +703,10 @@ def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
 def cached(path, compute, **params):
     """``compute(**params)``, stored in the CSV file ``path``.
 
-    The file's first line records the function, the parameters, a hash
-    of the contents of every table among them (``curves``) and
-    :data:`SIM_VERSION`; a file whose line differs is recomputed and
-    overwritten, so deleting it, changing a parameter, other curves or a
-    new version of this module or of ``hpo.stats`` all lead to a fresh
-    computation. A named index is kept. The
-    table is always returned as read from the file, so a fresh and a
-    stored result print alike.
+    Its first line holds the function, the parameters (a table as a hash
+    of its contents) and :data:`SIM_VERSION`; a file whose line differs
+    is recomputed. A named index is kept; the table is always returned
+    as read from the file, so a fresh and a stored one print alike.
     """
     key = {k: (hashlib.sha256(pd.util.hash_pandas_object(v).to_numpy())
                .hexdigest()[:16] if isinstance(v, pd.DataFrame) else
