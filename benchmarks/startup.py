@@ -1,6 +1,6 @@
 """A trial's start-up, phase by phase, in the chapter's CPU set-up.
 
-    .venv/bin/python benchmarks/startup.py [--repeats 5]
+    .venv/bin/python -m benchmarks.startup [--repeats 5]
 
 Starts ``train_script_report_eachepoch.py`` as a new process several
 times (one thread, one epoch, as a trial of the CPU set-up) and prints the
@@ -9,41 +9,32 @@ median seconds of each phase that the script reports on its
 data in memory, network built, and the total from the process's start.
 """
 import argparse
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchmarks import common
+
 PHASES = ('python_and_torch', 'syne_tune', 'data', 'model', 'total')
 
 
 def startup_phases(repeats=5):
     """Median seconds per phase over ``repeats`` fresh processes."""
     import hpo.setups
-    from hpo.training import STARTUP_TAG
+    import hpo.training
     constants = hpo.setups.choose_setup('full', n_gpus=0).constants
     args = [f'--{k}={v}' for k, v in dict(constants, max_epochs=1).items()]
     env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    samples = []
-    for _ in range(repeats):
-        out = subprocess.run(
-            [sys.executable, str(ROOT / 'train_script_report_eachepoch.py'),
-             *args], env=env, cwd=ROOT, check=True, capture_output=True,
-            text=True).stdout
-        line = next(line for line in out.splitlines()
-                    if line.startswith(STARTUP_TAG))
-        samples.append(json.loads(line[len(STARTUP_TAG):]))
+    samples = [hpo.training.read_startup(common.script_outputs(
+        'train_script_report_eachepoch.py', args, env=env)[0])
+        for _ in range(repeats)]
     return {p: float(np.median([s[p] for s in samples])) for p in PHASES}
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--repeats', type=int, default=5)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     for phase, seconds in startup_phases(args.repeats).items():
         print(f'{phase:>16}: {seconds:.3f} s')
 
