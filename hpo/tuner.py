@@ -1,43 +1,42 @@
 """The chapter's tuning runs: the search space, and how a tuner runs.
 
 The notebooks build their tuners in visible cells; ``run_experiment``
-builds the same one for the benchmarks, so that they measure what the
-sections do. ``plain_logger`` is Syne Tune's tuner log cut to a few
-lines, ``tuning`` the block around ``tuner.run()`` that makes SIGTERM
-stop the trials as Ctrl+C does.
+builds the same one for the benchmarks and the tests.
 """
 import contextlib
 import io
 import logging
 import os
 import signal
+import tempfile
 import threading
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]  # the training scripts
 # the columns of the tuned hyperparameters, in every table of trials
 HYPERPARAMETERS = ['learning_rate', 'momentum', 'batch_size']
+# Syne Tune 0.16's ASHA warns, whenever one is made, about an argument it
+# passes itself ("points_to_evaluate is passed in searcher_kwargs ...")
+ASHA_WARNING = ('syne_tune.optimizer.schedulers.searchers.'
+                'last_value_multi_fidelity_searcher')
 
-# Syne Tune 0.16's ASHA warns about an argument it sets itself
-# ("points_to_evaluate is passed in searcher_kwargs ..."); the warning says
-# nothing about our code, so we do not show it.
-logging.getLogger('syne_tune.optimizer.schedulers.searchers.'
-                  'last_value_multi_fidelity_searcher').setLevel(
-                      logging.ERROR)
+
+def hide_asha_warning():
+    """Hide that warning, which says nothing about our code."""
+    logging.getLogger(ASHA_WARNING).setLevel(logging.ERROR)
 
 
 def run_experiment(scheduler, script, seconds, setup, folder=None,
                    **stop):
     """One tuning experiment as the sections run it; returns it, loaded.
 
-    For benchmarks, which must measure what the sections do:
-    ``LocalBackend`` on ``script`` (a training script in the repository's
-    root) with the set-up's GPUs, workers, CPU threads and polling, the
-    sections' ``max_failures``, stopped after ``seconds``. Experiments go
-    to ``folder`` (default: Syne Tune's). SIGTERM stops the trials too
-    (:func:`tuning`).
+    ``LocalBackend`` on ``script`` (in the repository's root) with the
+    set-up's GPUs, workers, CPU threads and polling, stopped after
+    ``seconds`` or as ``stop`` (more ``StoppingCriterion`` arguments)
+    says, inside :func:`tuning`. Experiments go to ``folder`` (default:
+    Syne Tune's).
     """
-    from unittest import mock
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend import LocalBackend
     from syne_tune.experiments import load_experiment
@@ -73,24 +72,11 @@ def search_space():
 
 def plain_logger():
     """Syne Tune's ``TunerLogger`` cut to a few lines, without colour and
-    emoji.
-
-    Compared with ``TunerLogger(use_colors=False, use_emojis=False)``:
-
-    * the header is two lines: the experiment's name (no paths), and the
-      scheduler, workers and backend;
-    * no line for each trial that starts or completes (the trial table
-      that the sections print afterwards holds them; a failed trial is
-      still reported);
-    * the periodic status is one line instead of a table of all trials;
-    * the last line names the experiment's folder relative to Syne Tune's
-      experiments folder (``$SYNETUNE_FOLDER`` or ``~/syne-tune``), and
-      has none of the two emoji that Syne Tune 0.16 prints regardless of
-      ``use_emojis``.
-
-    The summary at the end is Syne Tune's table unless the tuner runs
-    inside :func:`tuning`, which makes it one line.
-    """
+    emoji: a two-line header (the experiment's name, no path; scheduler,
+    workers, backend), no line per started or completed trial (failures
+    are still reported), a one-line status, and a last line naming the
+    experiment's folder without its path. Inside :func:`tuning` the
+    summary is one line too."""
     from syne_tune.tuner_logger import TunerLogger
 
     class PlainTunerLogger(TunerLogger):
@@ -122,23 +108,31 @@ def _status_line(tuning_status):
     return str(tuning_status).strip().splitlines()[-1]
 
 
+def _count_gpus_elsewhere():
+    """Syne Tune counts the GPUs once per process, writing nvidia-smi's
+    output to ``./std.out``: count them now, in a temporary directory,
+    so that no ``std.out`` is left beside a notebook."""
+    from syne_tune import num_gpu
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        num_gpu.get_num_gpus()
+
+
 @contextlib.contextmanager
 def tuning():
     """Around ``tuner.run()``: SIGTERM stops the trials, as Ctrl+C does,
     and the summary at the end is one line instead of a table.
 
-    Syne Tune's ``Tuner.run`` stops its trials when an exception leaves
-    it, such as the ``KeyboardInterrupt`` of Ctrl+C; SIGTERM (``kill``, a
-    cancelled batch job) would end the process and leave the trials
+    Syne Tune stops its trials when an exception such as Ctrl+C's
+    ``KeyboardInterrupt`` leaves ``Tuner.run``; SIGTERM would leave them
     running. Inside the block (in the main thread, unless SIGTERM is
-    ignored) the first SIGTERM raises ``KeyboardInterrupt`` and further
-    ones are ignored while the trials are stopped; once the block is
-    left, SIGTERM is sent again, to do what it did before. Syne Tune 0.16
-    prints its summary through ``syne_tune.tuner.print_best_metric_found``,
-    which the block replaces by a one-line version. Both are undone when
-    the block ends.
+    ignored) the first SIGTERM raises ``KeyboardInterrupt``, later ones
+    are ignored, and once the trials are stopped SIGTERM is sent again.
+    Syne Tune 0.16 prints its summary with the module function
+    ``syne_tune.tuner.print_best_metric_found``, which no logger or
+    callback can replace, so the block replaces it until it ends.
     """
     from syne_tune import tuner
+    _count_gpus_elsewhere()
     library_version = tuner.print_best_metric_found
     terminated = []
 

@@ -9,9 +9,8 @@ and the trials themselves, which find that CUDA is not usable, say so, and
 train on the CPU. On a machine with a real GPU the same tests run; trials
 that get a real GPU train on it.
 
-Tests that start trials run them in real processes and kill every process
-they started in a finalizer, also when the test fails or times out (see
-``process_tree``).
+Tests that start trials run them in real processes; ``conftest`` kills
+every process a test started when it ends, also when it fails.
 """
 import os
 import re
@@ -199,32 +198,21 @@ def test_script_trains_on_a_real_gpu(options):
 # LocalBackend hands out the fake GPUs to concurrent trials
 
 TUNER = textwrap.dedent('''
-    import os
     import numpy as np
     import hpo.setups
     import hpo.tuner
-    from syne_tune import StoppingCriterion, Tuner
-    from syne_tune.backend import LocalBackend
     from syne_tune.optimizer.baselines import RandomSearch
     setup = hpo.setups.choose_setup()  # from the (fake) nvidia-smi
     print('workers', setup.n_workers, flush=True)
-    os.environ['OMP_NUM_THREADS'] = '1'
     np.random.seed(0)
     space = dict(hpo.tuner.search_space(), **setup.constants)
     space.update(max_epochs=1, n_train=500)  # shrunk further
-    tuner = Tuner(
-        trial_backend=LocalBackend(
-            entry_point={script!r},
-            num_gpus_per_trial=setup.gpus_per_trial,
-            gpus_to_use=setup.gpus_to_use),
-        scheduler=RandomSearch(space, metrics=['validation_error'],
-                               do_minimize=True, random_seed=0),
-        stop_criterion=StoppingCriterion(
-            max_wallclock_time=300,
-            max_num_trials_finished={finished}),
-        n_workers=setup.n_workers, sleep_time=0.5, max_failures=1)
-    tuner.run()
-    print('tuner', tuner.name, flush=True)
+    exp = hpo.tuner.run_experiment(
+        RandomSearch(space, metrics=['validation_error'], do_minimize=True,
+                     random_seed=0),
+        'train_script_report_eachepoch.py', 300, setup,
+        max_num_trials_finished={finished})
+    print('tuner', exp.name, flush=True)
 ''')
 
 
@@ -297,8 +285,7 @@ def test_local_backend_gives_concurrent_trials_their_gpus(
     if visible is not None:
         monkeypatch.setenv('CUDA_VISIBLE_DEVICES', visible)
     folder = tmp_path / 'experiments'
-    code = TUNER.format(script=str(ROOT / 'train_script_report_eachepoch.py'),
-                        finished=len(gpus) + 2)
+    code = TUNER.format(finished=len(gpus) + 2)
     env = dict(os.environ, HPO_BUDGET='test', SYNETUNE_FOLDER=str(folder))
     proc = subprocess.run([sys.executable, '-c', code], cwd=tmp_path,
                           env=env, capture_output=True, text=True,
@@ -312,6 +299,7 @@ def test_local_backend_gives_concurrent_trials_their_gpus(
     overlaps, shared, trials = check_gpus_of_concurrent_trials(
         exp, gpus, setup.trials_per_gpu)
     assert len(trials) >= len(gpus) + 2
+    assert not (trials['status'] == 'failed').any(), trials
     assert overlaps > 0, trials  # else nothing ran at the same time
     if setup.trials_per_gpu > 1:
         assert shared > 0  # two trials on one GPU at the same time

@@ -74,3 +74,98 @@ def test_no_leftover_notes(section):
     text = section.read_text()
     for marker in ('TODO', '???', 'FIXME', 'XXX', 'MS:'):
         assert marker not in text, f'{section.name} contains {marker!r}'
+
+
+def python_files(*folders):
+    """The repository's Python files in ``folders`` (default: all but the
+    tests), as the issue's structural rules count them."""
+    skip = {'.venv', '_build', '_test_book', 'data', 'tests'}
+    roots = folders or ('.',)
+    return sorted(p for root in roots for p in (ROOT / root).glob('**/*.py')
+                  if not skip & set(p.relative_to(ROOT).parts))
+
+
+def test_no_function_outside_the_tests_is_longer_than_50_lines():
+    import ast
+    long = []
+    for path in python_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > 50:
+                    long.append(f'{path.relative_to(ROOT)}: {node.name} '
+                                f'({length} lines)')
+    assert not long, '\n'.join(long)
+
+
+def test_no_sys_path_edits():
+    edits = re.compile(r'sys\.path\.(insert|append|extend)|sys\.path *=')
+    files = python_files() + sorted((ROOT / 'tests').glob('*.py'))
+    found = [str(p.relative_to(ROOT)) for p in files
+             if edits.search(p.read_text())]
+    assert not found
+
+
+def calls_of(name, path):
+    """How many calls of ``name`` (``LocalBackend(...)``) ``path`` has."""
+    import ast
+    return sum(isinstance(node, ast.Call)
+               and getattr(node.func, 'id', None) == name
+               for node in ast.walk(ast.parse(path.read_text())))
+
+
+def test_local_backend_is_built_in_one_library_function():
+    """``LocalBackend(``: in ``hpo.tuner.run_experiment`` and in the
+    notebooks only (the tests use ``run_experiment`` too)."""
+    files = python_files() + sorted((ROOT / 'tests').glob('*.py'))
+    found = {str(p.relative_to(ROOT)): calls_of('LocalBackend', p)
+             for p in files}
+    assert {k: v for k, v in found.items() if v} == {'hpo/tuner.py': 1}
+
+
+# Imported in a fresh interpreter after the modules' own third-party
+# imports: any change to the environment, logger levels or handlers,
+# signal handlers or sys.path is the hpo module's doing.
+IMPORT_CHECK = '''
+import ast, importlib, logging, os, signal, sys
+from pathlib import Path
+
+
+def state():
+    levels = {name: logger.level for name, logger
+              in logging.root.manager.loggerDict.items()
+              if isinstance(logger, logging.Logger) and logger.level}
+    return dict(environ=dict(os.environ), levels=levels,
+                root=(logging.root.level, len(logging.root.handlers)),
+                signals=[signal.getsignal(s) for s in
+                         (signal.SIGINT, signal.SIGTERM)],
+                path=list(sys.path))
+
+
+modules = sorted(Path('hpo').glob('*.py'))
+for path in modules:
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            if name.split('.')[0] != 'hpo':
+                importlib.import_module(name)
+before = state()
+for path in modules:
+    importlib.import_module('hpo.' + path.stem)
+    after = state()
+    for key in before:
+        if after[key] != before[key]:
+            print(path.name, key)
+'''
+
+
+def test_importing_a_module_changes_no_global_state():
+    proc = subprocess.run([sys.executable, '-c', IMPORT_CHECK], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == '', proc.stdout

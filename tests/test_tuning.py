@@ -5,6 +5,7 @@ real: real processes, real Fashion-MNIST, real schedulers. Every process a
 test starts is killed when it ends (``conftest.kill_new_processes``).
 """
 import contextlib
+import dataclasses
 import io
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import psutil
 import pytest
 
 import hpo.asha_rules
+import hpo.setups
 import hpo.trials
 import hpo.tuner
 from conftest import (ROOT, busy_by_sampling, epochs_where_asha_stops,
@@ -33,28 +35,19 @@ SMALL = dict(max_epochs=MAX_EPOCHS, model='lenet', image_size=28,
 MAX_SECONDS = 900
 
 
+SETUP = dataclasses.replace(hpo.setups.choose_setup('test', n_gpus=0),
+                            n_workers=2, threads_per_trial=1)
+
+
 def run_tuner(scheduler, folder, seconds, script, **stop):
-    from syne_tune import StoppingCriterion, Tuner
-    from syne_tune.backend import LocalBackend
-    from syne_tune.experiments import load_experiment
+    """``hpo.tuner.run_experiment`` on two workers; the experiment and
+    the tuner's log."""
     log = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, kill_new_processes(), \
-            contextlib.redirect_stdout(log):
-        mp.setenv('SYNETUNE_FOLDER', str(folder))
-        mp.setenv('OMP_NUM_THREADS', '1')
-        tuner = Tuner(
-            trial_backend=LocalBackend(entry_point=str(ROOT / script),
-                                       num_gpus_per_trial=0),
-            scheduler=scheduler,
-            stop_criterion=StoppingCriterion(max_wallclock_time=seconds,
-                                             **stop),
-            n_workers=2, sleep_time=0.5, max_failures=3,
-            output_logger=hpo.tuner.plain_logger())
-        with hpo.tuner.tuning():
-            tuner.run()
+    with kill_new_processes(), contextlib.redirect_stdout(log):
+        exp = hpo.tuner.run_experiment(scheduler, script, seconds, SETUP,
+                                       folder, **stop)
     print(log.getvalue())  # shown if a test fails
-    return (load_experiment(tuner.name, local_path=str(folder)),
-            log.getvalue())
+    return exp, log.getvalue()
 
 
 def make_asha(seed, max_t=MAX_EPOCHS, grace_period=1, reduction_factor=2,
@@ -234,20 +227,17 @@ def test_asha_samples_what_random_search_samples_at_first():
 
 
 TUNER_CODE = '''
+import dataclasses
 import signal
+import hpo.setups
 import hpo.tuner
-from syne_tune import StoppingCriterion, Tuner
-from syne_tune.backend import LocalBackend
 from syne_tune.optimizer.baselines import RandomSearch
 {preamble}
 space = dict(hpo.tuner.search_space(), max_epochs=50, n_train=5000)
-tuner = Tuner(trial_backend=LocalBackend(entry_point={script!r},
-                                         num_gpus_per_trial=0),
-              scheduler=RandomSearch(space, metrics=['validation_error']),
-              stop_criterion=StoppingCriterion(max_wallclock_time=600),
-              n_workers=2, sleep_time=0.5)
-with hpo.tuner.tuning():
-    tuner.run()
+setup = dataclasses.replace(hpo.setups.choose_setup('test', n_gpus=0),
+                            n_workers=2, threads_per_trial=1)
+hpo.tuner.run_experiment(RandomSearch(space, metrics=['validation_error']),
+                         'train_script.py', 600, setup)
 '''
 
 
@@ -256,11 +246,9 @@ def interrupted_tuner(folder, preamble, sig):
 
     Returns the trial processes it had started, and its exit code.
     """
-    code = TUNER_CODE.format(script=str(ROOT / 'train_script.py'),
-                             preamble=textwrap.dedent(preamble))
+    code = TUNER_CODE.format(preamble=textwrap.dedent(preamble))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('SYNETUNE_FOLDER', str(folder))
-        mp.setenv('OMP_NUM_THREADS', '1')
         tuner = subprocess.Popen([sys.executable, '-c', code],
                                  stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
