@@ -16,7 +16,7 @@ from conftest import (BUILD, EXPERIMENTS, ROOT, busy_by_sampling,
                       epochs_where_asha_stops)
 
 pytestmark = pytest.mark.book
-SECTIONS = {'rs-async': 5, 'sh-async': 7}  # section: figures it draws
+SECTIONS = ['rs-async', 'sh-async']
 
 
 def outputs(name):
@@ -43,7 +43,7 @@ def experiment(text):
     return load_experiment(name, local_path=str(EXPERIMENTS))
 
 
-@pytest.mark.parametrize('name', sorted(SECTIONS))
+@pytest.mark.parametrize('name', SECTIONS)
 def test_every_cell_ran_without_error(html_build, name):
     cells, outs = outputs(name)
     assert all(c.get('execution_count') for c in cells)
@@ -52,14 +52,17 @@ def test_every_cell_ran_without_error(html_build, name):
     assert 'set-up "test (' in text  # the test budget, printed
 
 
-@pytest.mark.parametrize('name,figures', sorted(SECTIONS.items()))
-def test_plots_are_drawn_as_svg(html_build, name, figures):
+@pytest.mark.parametrize('name', SECTIONS)
+def test_figures_are_svg(html_build, name):
+    """Every figure reaches the book as SVG (``tests/test_plots.py``
+    checks what each one draws)."""
     _, outs = outputs(name)
-    svgs = [o for o in outs if 'data' in o and 'image/svg+xml' in o.data]
-    assert len(svgs) >= figures
+    images = [o.data for o in outs if 'data' in o
+              and any(k.startswith('image/') for k in o.data)]
+    assert images and all('image/svg+xml' in d for d in images)
 
 
-@pytest.mark.parametrize('name', sorted(SECTIONS))
+@pytest.mark.parametrize('name', SECTIONS)
 def test_busy_fraction_is_computed_from_the_run(html_build, name):
     text = text_of(outputs(name)[1])
     m = re.search(r'(\d+) trials in (\d+) s on (\d+) workers; '
@@ -83,7 +86,7 @@ PLACED = re.compile(
     r'[\d.]+, so the real run is (inside|OUTSIDE) that range', re.S)
 
 
-@pytest.mark.parametrize('name', sorted(SECTIONS))
+@pytest.mark.parametrize('name', SECTIONS)
 def test_real_run_is_placed_among_simulations_on_its_clock(html_build,
                                                            name):
     """The speed factor printed is the one the run's own reports give,
