@@ -6,6 +6,8 @@ the module's finalizer kills every process the cluster started (found
 by the tag in their environment), so a failing test leaves nothing
 running.
 """
+import ast
+import dataclasses
 import json
 import re
 import signal
@@ -21,11 +23,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
 import hpo.asha_rules
+import hpo.plots
+import hpo.ray_cluster
 import hpo.ray_tuning
+import hpo.setups
 import hpo.sim
+import hpo.trials
 import hpo.tuner
+from conftest import ROOT
 
 MAX_EPOCHS, ETA = 4, 2
 LEVELS = [1, 2]
@@ -45,38 +51,28 @@ CONFIGS += hpo.ray_tuning.draw_configurations(
 
 @pytest.fixture(scope='module')
 def cluster():
-    c = hpo.ray_tuning.RayCluster(n_nodes=2, cpus_per_node=1)
+    c = hpo.ray_cluster.RayCluster(n_nodes=2, cpus_per_node=1)
     try:
         yield c.start()
     finally:
         c.shutdown()
-        hpo.ray_tuning.kill_tagged(c.tag)  # in case shutdown itself failed
+        hpo.ray_cluster.kill_tagged(c.tag)  # in case shutdown itself failed
 
 
 @pytest.fixture(scope='module')
 def experiment(cluster, tmp_path_factory):
-    from ray import tune
-    from ray.tune.search.basic_variant import BasicVariantGenerator
+    """The section's Ray Tune run (``ray_experiment``) on the 2 nodes,
+    each trial with one CPU, until the list is done."""
     tmp = tmp_path_factory.mktemp('ray')
     events = tmp / 'events.jsonl'
     scheduler = hpo.ray_tuning.RecordingASHA(
-        str(events), time_attr='epoch', metric='validation_error',
+        events, time_attr='epoch', metric='validation_error',
         mode='min', max_t=MAX_EPOCHS, grace_period=1, reduction_factor=ETA)
-    space = hpo.ray_tuning.ray_search_space(
-        dict(hpo.tuner.search_space(), **SMALL))
-    tuner = tune.Tuner(
-        tune.with_resources(hpo.ray_tuning.train_fn, {'cpu': 1}),
-        param_space=space,
-        tune_config=tune.TuneConfig(
-            scheduler=scheduler, num_samples=len(CONFIGS),
-            reuse_actors=True, search_alg=BasicVariantGenerator(
-                max_concurrent=2, points_to_evaluate=CONFIGS)),
-        run_config=tune.RunConfig(
-            name='test', storage_path=str(tmp), verbose=0,
-            log_to_file=True,
-            failure_config=tune.FailureConfig(max_failures=0)))
-    grid = tuner.fit()
-    trials = hpo.ray_tuning.trial_table(grid, events, cluster.nodes())
+    setup = dataclasses.replace(hpo.setups.choose_setup('test', n_gpus=0),
+                                n_workers=2, threads_per_trial=1)
+    grid, trials = hpo.ray_tuning.ray_experiment(
+        scheduler, dict(hpo.tuner.search_space(), **SMALL), CONFIGS, None,
+        setup, cluster.nodes(), tmp)
     return grid, trials, events
 
 
@@ -85,8 +81,8 @@ def test_no_cluster_at_ray_address_is_a_clear_error():
         s.bind(('127.0.0.1', 0))
         port = s.getsockname()[1]
     started = time.time()
-    with pytest.raises(hpo.ray_tuning.NoClusterError) as info:
-        hpo.ray_tuning.RayCluster(address=f'127.0.0.1:{port}').start()
+    with pytest.raises(hpo.ray_cluster.NoClusterError) as info:
+        hpo.ray_cluster.RayCluster(address=f'127.0.0.1:{port}').start()
     message = str(info.value)
     assert f"RAY_ADDRESS='127.0.0.1:{port}'" in message
     assert 'ray start --head' in message
@@ -119,7 +115,7 @@ def ray_scheduler(max_t, eta):
                               reduction_factor=eta)
 
     def report(trial_id, epoch, error, new):
-        trial = hpo.ray_tuning._ToyTrial(str(trial_id))
+        trial = types.SimpleNamespace(trial_id=str(trial_id))
         if new:
             scheduler.on_trial_add(None, trial)
         return scheduler.on_trial_result(
@@ -301,7 +297,7 @@ def test_failing_trial_is_reported_and_the_experiment_goes_on(
     failed = trials[trials['status'] == 'failed']
     assert len(failed) == 1
     assert failed['learning_rate'].iloc[0] == -1.0
-    hpo.ray_tuning.failed_trials(trials)
+    hpo.trials.failed_trials(trials)
     out = capsys.readouterr().out
     assert f'trial {failed.index[0]} failed; its log is' in out
     assert 'argument --learning_rate: must be a number > 0' in out
@@ -309,6 +305,88 @@ def test_failing_trial_is_reported_and_the_experiment_goes_on(
     assert len(others) == len(trials) - 1 >= N_TRIALS - 1
     assert (others['start'] > failed['end'].iloc[0]).any()
     assert set(others['status']) <= {'completed', 'stopped', 'diverged'}
+
+
+def test_timeline_draws_each_trial_on_its_node(experiment, cluster):
+    """The section's figure: one row per node (head first), one bar per
+    trial that ran, from its start to its end, in its status's colour."""
+    import matplotlib
+    from matplotlib.colors import to_rgba
+    matplotlib.use('Agg')
+    _, trials, _ = experiment
+    ran = trials.dropna(subset=['node'])
+    ax = hpo.plots.plot_nodes(trials)
+    try:
+        assert [t.get_text() for t in ax.get_yticklabels()] == \
+            list(cluster.nodes().index) == ['head', 'worker 1']
+        assert ax.get_xlabel() == 'wall-clock time (s)'
+        shown = [s for s in hpo.trials.STATUSES
+                 if s in set(trials['status'])]
+        # a bar per trial, then one per status for the legend
+        assert len(ax.patches) == len(ran) + len(shown)
+        row = {'head': 0, 'worker 1': 1}
+        drawn = sorted((round(b.get_y() + b.get_height() / 2),
+                        round(b.get_x(), 6), round(b.get_width(), 6),
+                        b.get_facecolor()) for b in ax.patches[:len(ran)])
+        expected = sorted(
+            (row[r.node], round(r.start, 6), round(r.end - r.start, 6),
+             to_rgba(hpo.plots.STATUS_COLORS[r.status]))
+            for r in ran.itertuples())
+        assert drawn == expected
+        assert {r for r, *_ in drawn} == {0, 1}  # trials on both nodes
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend == shown
+    finally:
+        matplotlib.pyplot.close(ax.figure)
+
+
+def test_summary_counts_what_the_table_holds(experiment):
+    """The side-by-side numbers of the section, on the real trials."""
+    _, trials, _ = experiment
+    runs = {'a': (trials, trials['pid'].nunique()), 'b': (trials, None)}
+    side = hpo.ray_tuning.summarize(runs, 2, LEVELS)
+    assert set(side.index) <= set(hpo.ray_tuning.LABELS)
+    a = side['a']
+    assert a['trials'] == len(trials) == N_TRIALS
+    assert a['epochs'] == trials['epochs'].sum()
+    assert a['failed'] == 1 and a['stopped'] >= 1
+    assert sum(a[s] for s in hpo.trials.STATUSES if s in a) == len(trials)
+    assert a['only_at_rungs'] and set(a['stopped_at']) <= set(LEVELS)
+    assert a['processes'] < side['b']['processes'] == len(trials)
+    done = trials[trials['status'] == 'completed']
+    assert a['best_error'] == round(done['validation_error'].min(), 4)
+    sentence = hpo.ray_tuning.compare_sentence(side)
+    assert (f'a started {len(trials)} trials that trained {a["epochs"]} '
+            f'epochs in {a["processes"]} worker processes') in sentence
+
+
+def test_section_builds_its_tuner_as_ray_experiment():
+    """The section's visible Ray Tune tuner and ``ray_experiment`` (the
+    tests', the benchmark's) pass the same arguments to the same calls."""
+    import inspect
+
+    def calls(source):
+        found = {}
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Call) and isinstance(
+                    node.func, ast.Attribute) and node.func.attr in (
+                        'Tuner', 'TuneConfig', 'RunConfig', 'FailureConfig',
+                        'BasicVariantGenerator', 'with_resources'):
+                found[node.func.attr] = sorted(k.arg for k in node.keywords)
+            elif isinstance(node, ast.Call) and getattr(
+                    node.func, 'id', None) == 'BasicVariantGenerator':
+                found['BasicVariantGenerator'] = sorted(
+                    k.arg for k in node.keywords)
+        return found
+
+    text = (ROOT / 'chapter_hpo' / 'hpo-ray.md').read_text()
+    cell = next(c for c in re.findall(
+        r'^```\{\.python \.input\}\n(.*?)^```$', text, re.S | re.M)
+        if 'tune.Tuner(' in c)
+    library = calls(inspect.getsource(hpo.ray_tuning.ray_experiment))
+    assert calls(cell) == library
+    assert len(library) == 6
+    assert "max_failures=0" in cell and 'verbose=0' in cell
 
 
 def test_failed_trials_node_is_not_used_again(experiment):
@@ -357,8 +435,8 @@ def test_interrupted_run_leaves_no_ray_process(tmp_path):
     code = textwrap.dedent('''
         import signal, sys, time
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        import hpo.ray_tuning
-        with hpo.ray_tuning.RayCluster(n_nodes=2) as cluster:
+        import hpo.ray_cluster
+        with hpo.ray_cluster.RayCluster(n_nodes=2) as cluster:
             print(cluster.tag, flush=True)
             time.sleep(600)
     ''')
@@ -369,14 +447,14 @@ def test_interrupted_run_leaves_no_ray_process(tmp_path):
         tag = proc.stdout.readline().strip()
         assert tag.startswith('hpo-ray-'), 'the cluster did not start'
         # 2 raylets, GCS, ...
-        assert len(hpo.ray_tuning.tagged_processes(tag)) >= 4
+        assert len(hpo.ray_cluster.tagged_processes(tag)) >= 4
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
-        assert hpo.ray_tuning.tagged_processes(tag) == []
+        assert hpo.ray_cluster.tagged_processes(tag) == []
     finally:
         proc.kill()
         if tag:
-            hpo.ray_tuning.kill_tagged(tag)
+            hpo.ray_cluster.kill_tagged(tag)
 
 
 def test_shutdown_leaves_no_ray_process(cluster):
