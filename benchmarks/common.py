@@ -1,14 +1,13 @@
 """What the benchmarks share: the machine, timing, and the results.
 
-Results are data: each block of ``benchmarks/results.md`` is kept as
-``benchmarks/results/<key>.json`` (title, intro, date, machine, rows of
-``(part, measure, value)``), and :func:`render` writes the Markdown file
-from all of them. A benchmark that runs again replaces only its blocks.
+Each block of ``benchmarks/results.md`` is data, kept as
+``benchmarks/results/<key>.json``; :func:`render` writes the file from them.
 """
 import datetime
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -16,21 +15,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / 'benchmarks' / 'results.md'
+SCRIPTS = ('train_script.py', 'train_script_report_eachepoch.py')
 # the blocks' order in results.md; blocks not named here come last
-ORDER = ('throughput', 'startup', 'tuner', 'sections', 'simulation', 'book',
+ORDER = ('throughput', 'tuner', 'sections', 'simulation', 'book',
          'gpu', 'ray_vs_local', 'calibration')
 
 
 def machine():
     """The machine, as results name it: CPU, cores, memory, GPUs."""
     import torch
-    cpu = platform.processor() or 'unknown CPU'
-    try:
-        with open('/proc/cpuinfo') as f:
-            names = [line for line in f if line.startswith('model name')]
-        cpu = names[0].split(':', 1)[1].strip() if names else cpu
-    except OSError:
-        pass
+    info = Path('/proc/cpuinfo')
+    names = re.findall(r'^model name\s*: (.*)$', info.read_text(), re.M) \
+        if info.exists() else []
+    cpu = names[0].strip() if names else platform.processor() or 'a CPU'
     mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
     return (f'{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, '
             f'{torch.cuda.device_count()} GPU(s); Python '
@@ -44,9 +41,8 @@ def table(rows):
 
 
 def write(key, title, intro, rows, results=RESULTS):
-    """Keep block ``key`` (a heading, a paragraph, the table of ``rows``)
-    as data beside ``results``, with today's date and this machine; then
-    render ``results``."""
+    """Keep block ``key`` (heading, paragraph, table of ``rows``, today's
+    date, this machine) as data beside ``results``; render ``results``."""
     folder = Path(results).with_suffix('')
     folder.mkdir(parents=True, exist_ok=True)
     block = dict(title=title, intro=intro, date=str(datetime.date.today()),
@@ -59,10 +55,8 @@ def render(results=RESULTS):
     """Write ``results`` from the blocks kept beside it, in ``ORDER``."""
     blocks = {p.stem: json.loads(p.read_text())
               for p in Path(results).with_suffix('').glob('*.json')}
-    lines = ['# Benchmark results', '',
-             'Each section is one block of data in `benchmarks/results/`, '
-             'written by the command its paragraph names; '
-             '`benchmarks.common.render` writes this file from them.']
+    lines = ['# Benchmark results', '', 'Rendered by `benchmarks.common` '
+             'from `benchmarks/results/*.json`, one file a section.']
     for key in sorted(blocks, key=lambda k: (
             ORDER.index(k) if k in ORDER else len(ORDER), k)):
         b = blocks[key]
@@ -103,53 +97,48 @@ def sgd_step(model, learning_rate, momentum):
 
 
 def script_outputs(script, args, copies=1, env=None):
-    """The standard outputs of ``copies`` runs of the training ``script``
-    with ``args``, started at once, copy ``i`` with ``--seed=i``."""
+    """The outputs of ``copies`` runs of the training ``script`` with
+    ``args``, started at once, copy ``i`` with ``--seed=i``."""
     procs = [subprocess.Popen(
         [sys.executable, str(ROOT / script), *args, f'--seed={i}'],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True) for i in range(copies)]
-    outs = []
     try:
-        for p in procs:
-            out, err = p.communicate(timeout=3600)
-            if p.returncode != 0:
-                raise RuntimeError(f'{script} failed:\n{err[-3000:]}')
-            outs.append(out)
+        outs = [p.communicate(timeout=3600) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    return outs
+    for p, (out, err) in zip(procs, outs):
+        if p.returncode != 0:
+            raise RuntimeError(f'{script} failed:\n{err[-3000:]}')
+    return [out for out, _ in outs]
 
 
 def script_times(script, args, epochs, copies=1, env=None):
-    """Per copy of :func:`script_outputs` run for ``epochs`` epochs: the
-    seconds of an ``epoch`` after the first, to the ``first`` report, the
-    last validation ``error`` and the ``out``put.
-
-    With a report per epoch: the fastest epoch after the first. A script
-    that reports only after its last epoch (``train_script.py``) is run
-    for one epoch too: the difference of the two runs' elapsed times gives
-    the mean of the later epochs."""
+    """Per copy of ``script`` run for ``epochs``: the seconds of an
+    ``epoch`` (the fastest after the first), of the ``startup`` before the
+    first, to the ``first`` report; the last validation ``error``; ``out``.
+    A script that reports only at its end (``train_script.py``) also runs
+    for one epoch: the difference gives the mean of the later epochs."""
     from syne_tune.report import retrieve
     outs = script_outputs(script, [*args, f'--max_epochs={epochs}'], copies,
                           env)
-    runs = [retrieve(out.splitlines()) for out in outs]
+    runs = [[r['elapsed_time'] for r in retrieve(out.splitlines())]
+            for out in outs]
     if not all(runs):
         raise RuntimeError('no report in an output:\n' + outs[0][-2000:])
-    ones = [None] * copies
-    if epochs > 1 and len(runs[0]) == 1:
-        ones = [retrieve(out.splitlines())[-1]['elapsed_time'] for out in
-                script_outputs(script, [*args, '--max_epochs=1'], copies,
-                               env)]
+    once = len(runs[0]) == 1
+    if once:  # the same for one epoch, to time the first
+        runs = [[retrieve(one.splitlines())[-1]['elapsed_time'], times[0]]
+                for one, times in zip(script_outputs(
+                    script, [*args, '--max_epochs=1'], copies, env), runs)]
     result = []
-    for reports, one, out in zip(runs, ones, outs):
-        times = [r['elapsed_time'] for r in reports]
-        epoch = (min(b - a for a, b in zip(times, times[1:]))
-                 if one is None else (times[-1] - one) / (epochs - 1))
-        result.append(dict(epoch=epoch, first=times[0] if one is None
-                           else one, out=out,
-                           error=reports[-1]['validation_error']))
+    for times, out in zip(runs, outs):
+        epoch = ((times[1] - times[0]) / (epochs - 1) if once
+                 else min(b - a for a, b in zip(times, times[1:])))
+        result.append(dict(epoch=epoch, first=times[0], out=out,
+                           startup=times[0] - epoch, error=retrieve(
+                               out.splitlines())[-1]['validation_error']))
     return result

@@ -2,28 +2,15 @@
 
     .venv/bin/python -m benchmarks.gpu [--epochs 3] [--results PATH]
 
-For the GPU set-up (AlexNet on 224x224 inputs, ``hpo.setups.GPU_CONSTANTS``)
-this measures:
-
-* on every visible GPU, the bare rate of the model (SGD steps on a batch of
-  128 images already on the GPU, forward passes at the validation batch
-  size) in float32, twice (the run-to-run noise), and with the options the
-  scripts leave off until measured (channels-last, bfloat16 autocast), with
-  peak memory;
-* on the first GPU, both training scripts as real processes with each
-  option: seconds per epoch, images per second, share of the bare rate,
-  start-up, and the validation error after the run (same seed), so that
-  an option is adopted only if it is faster *and* keeps the error;
-* 1 to 4 trials sharing the first GPU, to decide how many trials should
-  share one (``hpo.setups.TRIALS_PER_GPU``, not measured);
-* a projection, not a measurement, of the trials per 10 minutes of each
-  section with the workers ``choose_setup`` gives this machine: random
-  search runs 27 epochs per trial, ASHA (eta 3, rungs 1, 3, 9) 3 on average.
-
-The rows are the block ``gpu`` of ``benchmarks/results.md``
-(``benchmarks.common.write``). Without a usable GPU the block holds one row,
-"not measured: no GPU", within seconds. ``--cpu-check`` runs the same code
-on the CPU with LeNet and tiny sizes, and writes nothing.
+For ``hpo.setups.GPU_CONSTANTS`` (AlexNet, 224x224): the model's bare rate
+on every GPU (floats already there; float32 twice, for the noise, and the
+options the scripts leave off: channels-last, bf16 autocast; peak memory);
+both scripts as processes with each option on the first GPU (s/epoch,
+share of the bare rate, start-up, error: an option must be faster *and*
+keep the error); 1 to 4 trials sharing it (``hpo.setups.TRIALS_PER_GPU``);
+a projection of the trials per 10 minutes of each section. Without a usable
+GPU, one row: "not measured: no GPU". ``--cpu-check``: the same code on the
+CPU with LeNet and tiny sizes; it writes nothing.
 """
 import argparse
 import os
@@ -34,11 +21,10 @@ from types import SimpleNamespace
 from benchmarks import common
 
 NO_GPU = 'not measured: no GPU'
-SCRIPTS = ('train_script.py', 'train_script_report_eachepoch.py')
+SCRIPTS = common.SCRIPTS
 HYPER = dict(learning_rate=0.01, momentum=0.9, batch_size=128)
-# 'float32, again' is the same run once more: cuDNN's autotuned
-# algorithms are not deterministic, and the difference between the two
-# float32 runs says how much of a difference between options is noise.
+# 'float32, again': cuDNN's autotuned algorithms are not deterministic;
+# the two float32 runs' difference says how much of the options' is noise
 OPTIONS = {'float32': [], 'float32, again': [],
            'channels-last': ['--channels_last'],
            'bf16 autocast': ['--bf16'],
@@ -52,19 +38,15 @@ def make_plan(cpu_check, epochs):
     import hpo.setups
     import hpo.training
     if cpu_check:
-        plan = SimpleNamespace(
-            device_type='cpu', epochs=2, steps=3, max_trials=2,
-            constants=dict(hpo.setups.CPU_CONSTANTS, n_train=200),
-            options={'float32': []}, label='CPU check')
+        plan = dict(device_type='cpu', epochs=2, steps=3, max_trials=2,
+                    constants=dict(hpo.setups.CPU_CONSTANTS, n_train=200),
+                    options={'float32': []}, label='CPU check')
     else:
-        plan = SimpleNamespace(
-            device_type='cuda', epochs=epochs, steps=20, max_trials=4,
-            constants=dict(hpo.setups.GPU_CONSTANTS), options=OPTIONS,
-            label='GPU 0')
-    plan.cpu_check = cpu_check
-    plan.full_epochs = plan.constants['max_epochs']
-    plan.val_batch = hpo.training.VAL_BATCH[plan.device_type]
-    return plan
+        plan = dict(device_type='cuda', epochs=epochs, steps=20,
+                    max_trials=4, constants=dict(hpo.setups.GPU_CONSTANTS),
+                    options=OPTIONS, label='GPU 0')
+    return SimpleNamespace(**plan, cpu_check=cpu_check, val_batch=(
+        hpo.training.VAL_BATCH[plan['device_type']]))
 
 
 def bare_rates(plan, device, option):
@@ -103,8 +85,8 @@ def bare_rates(plan, device, option):
 
 
 def run_scripts(plan, script, flags, copies):
-    """``copies`` copies of ``script`` at once on the first GPU: per copy, the
-    seconds of an epoch, of start-up, and the final validation error."""
+    """``common.script_times`` of ``copies`` of ``script`` at once on the
+    first GPU."""
     visible = os.environ.get('CUDA_VISIBLE_DEVICES', '').strip()
     env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES=(
         '' if plan.cpu_check else visible.split(',')[0].strip() or '0'))
@@ -116,13 +98,11 @@ def run_scripts(plan, script, flags, copies):
         if not plan.cpu_check and 'device: cuda:0' not in r['out']:
             raise RuntimeError(f'{script} did not train on the GPU:\n'
                                + r['out'][-2000:])
-        r['startup'] = r['first'] - r['epoch']
     return runs
 
 
 def gpu_status():
-    """``(names, reason)``: the GPUs PyTorch can use, or why there are none.
-    """
+    """``(names, reason)``: the GPUs PyTorch can use, or why none."""
     import torch
     import hpo.setups
     hardware = hpo.setups.detect_hardware('auto')
@@ -138,13 +118,12 @@ def bare_rows(plan, names):
     bound (seconds at the bare rates) by option."""
     import torch
     import hpo.data
-    devices = ([torch.device('cpu')] if plan.cpu_check else
-               [torch.device(f'cuda:{i}') for i in range(len(names))])
     rows, bound = [], {}
-    for i, device in enumerate(devices):
-        label = plan.label if plan.cpu_check else f'GPU {i} ({names[i]})'
+    for i, name in enumerate(names or [None]):
+        label = f'GPU {i} ({name})' if name else plan.label
         for option in plan.options:
-            train, forward, peak = bare_rates(plan, device, option)
+            train, forward, peak = bare_rates(plan, torch.device(
+                f'cuda:{i}' if name else 'cpu'), option)
             if i == 0:
                 bound[option] = (plan.constants['n_train'] / train
                                  + hpo.data.NUM_VAL / forward)
@@ -177,9 +156,8 @@ def script_rows(plan, bound):
 
 
 def sharing_rows(plan, alone):
-    """1 to ``plan.max_trials`` trials sharing the first GPU: rows, and
-    how much slower each trial's epochs are with k trials (k -> factor).
-    ``alone``: the run of one trial by itself."""
+    """Rows of 1 to ``plan.max_trials`` trials sharing the first GPU, and
+    k -> how much slower than ``alone`` (one trial's run) k trials are."""
     rows, slowdown, n_train = [], {}, plan.constants['n_train']
     for k in range(1, plan.max_trials + 1):  # k = 1: the run above
         what = (f'{k} trial(s) sharing it: s/epoch of the slowest, train '
@@ -202,9 +180,8 @@ def sharing_rows(plan, alone):
 
 
 def projection_rows(plan, runs, names, slowdown):
-    """Trials per 10 minutes of each section with the workers that
-    ``choose_setup`` gives this machine; epochs as slow as the sharing
-    runs measured for that many trials per GPU (not measured itself)."""
+    """Trials per 10 minutes of each section with ``choose_setup``'s
+    workers, epochs slowed as measured for its trials per GPU."""
     import hpo.setups
     setup = hpo.setups.choose_setup('full', n_gpus=max(1, len(names)))
     workers = 1 if plan.cpu_check else setup.n_workers
@@ -212,7 +189,7 @@ def projection_rows(plan, runs, names, slowdown):
         setup.trials_per_gpu, float('nan'))
     rows = []
     for script, section, epochs in (
-            (SCRIPTS[0], 'rs-async', plan.full_epochs),
+            (SCRIPTS[0], 'rs-async', plan.constants['max_epochs']),
             (SCRIPTS[1], 'sh-async', ASHA_EPOCHS)):
         r = runs[script, 'float32']
         per_trial = r['startup'] + epochs * r['epoch'] * factor
@@ -224,24 +201,13 @@ def projection_rows(plan, runs, names, slowdown):
     return rows
 
 
-def measure(plan, names):
-    """All rows of the GPU block (or of the CPU check)."""
-    rows, bound = bare_rows(plan, names)
-    more, runs = script_rows(plan, bound)
-    sharing, slowdown = sharing_rows(plan, runs[SCRIPTS[1], 'float32'])
-    return (rows + more + sharing
-            + projection_rows(plan, runs, names, slowdown))
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--epochs', type=int, default=3,
                    help='epochs per script run (timed: all but the first)')
-    p.add_argument('--results', type=Path, default=common.RESULTS,
-                   help='the results file whose GPU block is rewritten')
+    p.add_argument('--results', type=Path, default=common.RESULTS)
     p.add_argument('--cpu-check', action='store_true',
-                   help='run the code on the CPU with LeNet, tiny sizes; '
-                        'prints, writes nothing')
+                   help='the code on the CPU, LeNet, tiny; writes nothing')
     args = p.parse_args(argv)
     if args.epochs < 2:
         p.error('--epochs must be at least 2 (the first is not timed)')
@@ -249,10 +215,12 @@ def main(argv=None):
     plan = make_plan(args.cpu_check, args.epochs)
     names, reason = ([], None) if args.cpu_check else gpu_status()
     if args.cpu_check or names:
-        rows = measure(plan, names)
-        print('\n'.join(common.table(rows)))
+        rows, bound = bare_rows(plan, names)
+        more, runs = script_rows(plan, bound)
+        sharing, slowdown = sharing_rows(plan, runs[SCRIPTS[1], 'float32'])
+        rows += more + sharing + projection_rows(plan, runs, names, slowdown)
+        print(*common.table(rows), sep='\n')
     if args.cpu_check:
-        print('(a check of the code on the CPU: no GPU numbers)')
         return rows
     if not names:
         print(f'No usable GPU on this machine ({reason}): nothing to '

@@ -2,14 +2,10 @@
 
     .venv/bin/python -m benchmarks.run_all [--quick] [--skip PART ...]
 
-Measures on this machine, in the chapter's CPU set-up, the parts in
-``ABOUT`` (each one's paragraph says what it measures). With
-``--sections-log LOG`` the sections' times are those d2lbook printed in a
-book build whose output was saved to ``LOG`` (``bash run.sh book > LOG
-2>&1``), which saves running them twice. Each part's rows become its block
-of ``benchmarks/results.md`` (``benchmarks.common.write``); the blocks of
-parts not run are kept. About 35 minutes on 2 cores, 10 with ``--quick``.
-No part asserts anything: the numbers are for people to compare.
+Each part of ``ABOUT`` measured here becomes its block of
+``benchmarks/results.md``; the others are kept. ``--sections-log LOG``: the
+sections' times from a book build's output (``bash run.sh book > LOG``).
+About 35 minutes on 2 cores, 10 with ``--quick``. Nothing is asserted.
 """
 import argparse
 import os
@@ -24,98 +20,63 @@ from unittest import mock
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, throughput
 
 ROOT = common.ROOT
 SECTIONS = ('rs-async', 'sh-async', 'hpo-ray')
 ABOUT = {  # part: (title, what it measures)
-    'throughput': ('Training throughput (CPU set-up)', 'Both training '
-                   'scripts as real processes next to the compute bound, '
-                   'an estimate of AlexNet\'s epoch on this CPU and a '
-                   'process\'s exit (`benchmarks/throughput.py`).'),
-    'startup': ('Trial start-up', 'A trial\'s start-up by phase, median of '
-                '5 processes (`benchmarks/startup.py`).'),
-    'tuner': ('Real tuning runs (CPU set-up)', 'Random search and ASHA '
-              'run by `hpo.tuner.run_experiment` (Syne Tune\'s '
-              'LocalBackend): trials, the workers\' busy fraction, the gap '
-              'between a trial\'s end and the next start on its worker, and '
-              'the epochs a trial ran after the scheduler stopped it.'),
-    'sections': ('Sections run end to end', 'Wall time of each section run '
-                 'as a notebook, or as d2lbook timed it in a book build.'),
+    'throughput': ('The training scripts as processes (CPU set-up)',
+                   'Throughput next to the compute bound, AlexNet\'s epoch '
+                   'on this CPU (an estimate), exit and start-up times '
+                   '(`python -m benchmarks.throughput`).'),
+    'tuner': ('Real tuning runs (CPU set-up)', 'Random search and ASHA by '
+              '`hpo.tuner.run_experiment`: trials, the workers\' busy '
+              'fraction, the gap from a trial\'s end to the next start on '
+              'its worker, the epochs run after a stop decision.'),
+    'sections': ('Sections run end to end', 'Each section\'s wall time as '
+                 'a notebook, or as d2lbook timed it in a book build.'),
     'simulation': ('Simulated comparisons', 'The simulator\'s results with '
                    'the calls and parameters of sh-async, on its recorded '
                    'table and cached tables; 95% bootstrap intervals.'),
-    'book': ('Book build', 'HTML build in the test budget, cold and with '
-             'the evaluated notebooks cached, in a scratch copy of the '
-             'repository.'),
+    'book': ('Book build', 'HTML build, test budget, cold and with the '
+             'evaluated notebooks cached, in a copy of the repository.'),
 }
 
 
-def part_throughput(args):
-    from benchmarks import throughput
-    return throughput.rows()
-
-
-def part_startup(args):
-    from benchmarks.startup import startup_phases
-    phases = startup_phases()
-    return [('startup', 'trial start-up by phase, median of 5 processes '
-             '(CPU set-up, 1 thread)',
-             ', '.join(f'{k} {v:.2f} s' for k, v in phases.items()))]
-
-
-def tuner_run(method, seconds, folder):
-    """A real experiment in the CPU set-up: ``(exp, trials, setup)``."""
+def part_tuner(args):
+    """Random search and ASHA in the CPU set-up, as real experiments."""
     import hpo.setups
+    import hpo.sim
     import hpo.trials
     import hpo.tuner
-    from syne_tune.optimizer.baselines import ASHA, RandomSearch
     setup = hpo.setups.choose_setup('full', n_gpus=0)
-    np.random.seed(0)
     space = dict(hpo.tuner.search_space(), **setup.constants)
-    if method == 'random search':
-        scheduler = RandomSearch(space, metrics=['validation_error'],
-                                 do_minimize=True, random_seed=0)
-        script = 'train_script.py'
-    else:
-        scheduler = ASHA(space, metric='validation_error',
-                         time_attr='epoch', grace_period=1,
-                         max_t=setup.constants['max_epochs'],
-                         reduction_factor=3, do_minimize=True,
-                         random_seed=0)
-        script = 'train_script_report_eachepoch.py'
-    exp = hpo.tuner.run_experiment(scheduler, script, seconds, setup, folder)
-    return exp, hpo.trials.trial_table(exp), setup
-
-
-def part_tuner(args):
-    import hpo.trials
     seconds, rows = 60 if args.quick else 180, []
-    with tempfile.TemporaryDirectory() as folder:
-        for method in ('random search', 'ASHA'):
-            exp, trials, setup = tuner_run(method, seconds, folder)
-            workers = hpo.trials.assign_workers(trials, setup.n_workers)
-            busy = hpo.trials.busy_fraction(trials, setup.n_workers)
-            gaps = hpo.trials.idle_gaps(trials, workers)
-            rows += [
-                ('tuner', f'{method}: trials in {seconds} s',
-                 str(len(trials))),
-                ('tuner', f'{method}: busy fraction', f'{100 * busy:.1f}%'),
-                ('tuner', f'{method}: gap end->next start, median (max)',
-                 f'{np.median(gaps):.2f} s ({gaps.max():.2f} s)')]
-            if method == 'ASHA':
-                extra = hpo.trials.epochs_after_stop(exp, trials)
-                rows.append(('tuner', 'ASHA: epochs run after the stop '
-                             'decision, max (mean)',
-                             f'{extra.max()} ({extra.mean():.2f}) over '
-                             f'{len(extra)} stopped trials'))
-    return rows
+    for method, script in zip(('random search', 'ASHA'), common.SCRIPTS):
+        np.random.seed(0)
+        scheduler = hpo.sim.make_scheduler(
+            method, space, 0, setup.constants['max_epochs'], points=None)
+        with tempfile.TemporaryDirectory() as folder:
+            exp = hpo.tuner.run_experiment(scheduler, script, seconds, setup,
+                                           folder)
+            trials = hpo.trials.trial_table(exp)
+            extra = hpo.trials.epochs_after_stop(exp, trials)  # ASHA's
+        workers = hpo.trials.assign_workers(trials, setup.n_workers)
+        busy = hpo.trials.busy_fraction(trials, setup.n_workers)
+        gaps = hpo.trials.idle_gaps(trials, workers)
+        rows += [
+            ('tuner', f'{method}: trials in {seconds} s', str(len(trials))),
+            ('tuner', f'{method}: busy fraction', f'{100 * busy:.1f}%'),
+            ('tuner', f'{method}: gap end->next start, median (max)',
+             f'{np.median(gaps):.2f} s ({gaps.max():.2f} s)')]
+    return rows + [('tuner', 'ASHA: epochs run after the stop decision, '
+                    'max (mean)', f'{extra.max()} ({extra.mean():.2f}) over '
+                    f'{len(extra)} stopped trials')]
 
 
 def run_notebook(name, budget):
-    """Execute a section's markdown as a notebook; return its seconds.
-
-    The executed notebook is kept in ``_build/benchmarks/``."""
+    """Seconds to execute a section as a notebook, kept in
+    ``_build/benchmarks/``."""
     import nbclient
     import nbformat
     from d2lbook.notebook import read_markdown
@@ -156,14 +117,13 @@ def part_sections(args):
 
 def part_simulation(args):
     """sh-async's simulations, with its calls and parameters: those of its
-    test budget (cached in a scratch folder) with ``--quick``."""
+    test budget, cached in a scratch folder, with ``--quick``."""
     import hpo.setups
-    budget = 'test' if args.quick else 'full'
-    setup = hpo.setups.choose_setup(budget, n_gpus=0)
-    if args.quick:
-        with tempfile.TemporaryDirectory() as folder:
-            return simulation_rows(setup, Path(folder))
-    return simulation_rows(setup, ROOT / 'chapter_hpo')
+    setup = hpo.setups.choose_setup('test' if args.quick else 'full',
+                                    n_gpus=0)
+    with tempfile.TemporaryDirectory() as scratch:
+        return simulation_rows(setup, Path(scratch) if args.quick
+                               else ROOT / 'chapter_hpo')
 
 
 def simulation_rows(setup, cache):
@@ -241,22 +201,20 @@ def part_book(args):
     return rows
 
 
-PARTS = {'throughput': part_throughput, 'startup': part_startup,
-         'tuner': part_tuner, 'sections': part_sections,
-         'simulation': part_simulation, 'book': part_book}
+PARTS = {'throughput': lambda args: throughput.rows(), 'tuner': part_tuner,
+         'sections': part_sections, 'simulation': part_simulation,
+         'book': part_book}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--quick', action='store_true',
-                   help='sections and simulation in the test budget, 60 s '
-                        'tuner runs')
+                   help='test budget (sections, simulation); 60 s tuners')
     p.add_argument('--skip', nargs='*', default=[], choices=list(ABOUT))
     p.add_argument('--sections-log', type=Path, metavar='LOG',
                    help='take the sections\' times from the saved output '
                         'of `bash run.sh book` instead of running them')
-    p.add_argument('--results', type=Path, default=common.RESULTS,
-                   help='the results file (its blocks beside it)')
+    p.add_argument('--results', type=Path, default=common.RESULTS)
     args = p.parse_args(argv)
     for part in (part for part in PARTS if part not in args.skip):
         print(f'[run_all] {part} ...', flush=True)

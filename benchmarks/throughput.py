@@ -1,43 +1,57 @@
-"""Training throughput of both scripts next to the compute bound.
-
-For the chapter's CPU set-up (LeNet-style CNN, 28x28, 20,000 training and
-10,000 validation images, one thread per trial as during tuning), this runs
-each training script for a few epochs as a real process and measures its
-seconds per epoch (training and validation). The compute bound is the same
-work on tensors already in memory as floats, in this process. Also: an
-estimate of AlexNet's epoch on this CPU, and how long a process that
-imported PyTorch takes to exit.
+"""The training scripts as processes: throughput, start-up, exit.
 
     .venv/bin/python -m benchmarks.throughput [--epochs 3] [--threads 1]
+
+In the chapter's CPU set-up (LeNet, 28x28, here 20,000 training images; one
+thread per trial as in tuning) each script runs for a few epochs as a real
+process: its seconds per epoch (training and validation on 10,000 images)
+next to the compute bound, the same work on floats already in memory, in
+this process. Also: AlexNet's epoch on this CPU (an estimate), how long a
+process that imported PyTorch takes to exit, and the median seconds of the
+phases of a trial's start-up (its ``[start-up]`` line) over 5 processes.
 """
 import argparse
 import os
 import subprocess
 import sys
 
+import numpy as np
+
 from benchmarks import common
 
 SETUP = dict(model='lenet', image_size=28, n_train=20000)
 HYPER = dict(learning_rate=0.05, momentum=0.9, batch_size=128)
-SCRIPTS = ('train_script.py', 'train_script_report_eachepoch.py')
+PHASES = ('python_and_torch', 'syne_tune', 'data', 'model', 'total')
+
+
+def startup_phases(repeats=5):
+    """Median seconds per start-up phase over ``repeats`` processes."""
+    import hpo.setups
+    import hpo.training
+    constants = hpo.setups.choose_setup('full', n_gpus=0).constants
+    args = [f'--{k}={v}' for k, v in dict(constants, max_epochs=1).items()]
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
+    samples = [hpo.training.read_startup(common.script_outputs(
+        common.SCRIPTS[1], args, env=env)[0]) for _ in range(repeats)]
+    return {p: float(np.median([s[p] for s in samples])) for p in PHASES}
+
+
+def exit_seconds(code):
+    """Seconds from a new Python process's first output to its exit."""
+    p = subprocess.Popen([sys.executable, '-c', code], cwd=common.ROOT,
+                         stdout=subprocess.PIPE, text=True)
+    p.stdout.readline()
+    return common.timed(p.wait)
 
 
 def teardown_seconds(repeats=3):
     """Seconds a process that imported PyTorch needs to exit, and with
     ``hpo.training.exit_now`` (the scripts' way), from its last output."""
-    result = {}
-    for how, code in (('normal exit', 'import torch; print(1, flush=True)'),
-                      ('exit_now()', 'import torch, hpo.training; '
-                       'print(1, flush=True); hpo.training.exit_now()')):
-        times = []
-        for _ in range(repeats):
-            p = subprocess.Popen([sys.executable, '-c', code],
-                                 cwd=common.ROOT, stdout=subprocess.PIPE,
-                                 text=True)
-            p.stdout.readline()
-            times.append(common.timed(p.wait))
-        result[how] = min(times)
-    return result
+    return {how: min(exit_seconds(code) for _ in range(repeats))
+            for how, code in (
+                ('normal exit', 'import torch; print(1, flush=True)'),
+                ('exit_now()', 'import torch, hpo.training; '
+                 'print(1, flush=True); hpo.training.exit_now()'))}
 
 
 def compute_bound(epochs, threads):
@@ -66,9 +80,8 @@ def compute_bound(epochs, threads):
 
 
 def alexnet_epoch_estimate(threads, batches=2, batch_size=128):
-    """Seconds per batch and minutes per epoch (50,000 images) of AlexNet
-    at 224x224 on the CPU: the fastest of ``batches`` SGD steps after one
-    warm-up step, scaled to an epoch."""
+    """Seconds per batch (the fastest of ``batches`` SGD steps after a
+    warm-up step) and minutes per epoch of 50,000 images of AlexNet."""
     import torch
     import hpo.training
     torch.set_num_threads(threads)
@@ -83,12 +96,9 @@ def alexnet_epoch_estimate(threads, batches=2, batch_size=128):
 
 
 def rows(epochs=3, threads=1):
-    """Measure; print a line per result; return the results' rows."""
+    """Measure; print and return the rows of the results."""
     n = SETUP['n_train']
     bound = compute_bound(epochs, threads)
-    print(f'CPU set-up: {SETUP}, {HYPER}, {threads} thread(s), '
-          f'{os.cpu_count()} cores; per epoch: training on {n} images and '
-          'validation on 10,000, best of the epochs after the first')
     per_batch, minutes = alexnet_epoch_estimate(os.cpu_count())
     result = [('AlexNet 224x224, all cores, min/epoch (estimate)',
                f'{minutes:.0f}')]
@@ -98,18 +108,22 @@ def rows(epochs=3, threads=1):
     args = [f'--{k}={v}' for k, v in {**SETUP, **HYPER}.items()]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                CUDA_VISIBLE_DEVICES='')
-    for script in SCRIPTS:
+    for script in common.SCRIPTS:
         r = common.script_times(script, args, epochs, env=env)[0]
-        t = r['epoch']
         result += [(f'{script}, s/epoch of {n} images (img/s)',
-                    f'{t:.2f} ({n / t:.0f})'),
-                   (f'{script}, share of bound', f'{100 * bound / t:.0f}%')]
-        print(f'{script}: first report after {r["first"]:.1f} s (process '
-              'start-up, data loading and one epoch)')
-    for measure, value in result:
-        print(f'{measure}: {value}')
-    print(f'(AlexNet: {per_batch:.2f} s per batch of 128)')
-    return [('throughput', measure, value) for measure, value in result]
+                    f'{r["epoch"]:.2f} ({n / r["epoch"]:.0f})'),
+                   (f'{script}, share of bound',
+                    f'{100 * bound / r["epoch"]:.0f}%')]
+        print(f'{script}: first report after {r["first"]:.1f} s')
+    phases = startup_phases()
+    result = [('throughput', *row) for row in result] + [(
+        'startup', 'trial start-up by phase, median of 5 processes (CPU '
+        'set-up, 1 thread)', ', '.join(f'{k} {v:.2f} s'
+                                       for k, v in phases.items()))]
+    print(f'CPU set-up: {SETUP}, {HYPER}, {threads} thread(s); AlexNet '
+          f'{per_batch:.2f} s per batch of 128', *common.table(result),
+          sep='\n')
+    return result
 
 
 def main(argv=None):

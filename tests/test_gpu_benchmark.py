@@ -1,15 +1,12 @@
-"""The benchmarks' results, and ``benchmarks/gpu.py`` without a GPU.
+"""``benchmarks/gpu.py`` on a machine without a GPU: fast, and honest.
 
-``benchmarks/results.md`` is rendered from the data kept beside it; a
-benchmark's run replaces its own block and keeps the others. Without a
-usable GPU, ``gpu.py`` writes exactly one row, "not measured: no GPU";
-``--cpu-check`` runs its measuring code on the CPU (LeNet, tiny sizes),
-so that the code a GPU machine runs has run somewhere.
+Without a usable GPU it writes exactly one row, "not measured: no GPU", as
+its block of the results, and keeps the other blocks; ``--cpu-check`` runs
+its measuring code on the CPU (LeNet, tiny sizes), so that the code a GPU
+machine runs has run somewhere.
 """
-import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +16,7 @@ import torch
 
 from conftest import ROOT
 
-from benchmarks import common
+from test_benchmarks import copy_results, sections
 from test_gpu_setup import write_fake_nvidia_smi
 
 CUDA = torch.cuda.is_available()
@@ -45,47 +42,6 @@ def run_module(module, *args, env=None, timeout=600):
             pass
         proc.wait()
     return proc.returncode, out, err
-
-
-def sections(text):
-    """``{heading: text}`` of the ``## `` sections of a results file."""
-    return dict(part.split('\n', 1) for part in text.split('\n## ')[1:])
-
-
-def copy_results(tmp_path):
-    """A copy of the committed results (data and Markdown) in tmp_path."""
-    shutil.copytree(common.RESULTS.with_suffix(''), tmp_path / 'results')
-    shutil.copy(common.RESULTS, tmp_path / 'results.md')
-    return tmp_path / 'results.md'
-
-
-def test_results_md_is_rendered_from_the_data(tmp_path):
-    results = copy_results(tmp_path)
-    common.render(results)
-    assert results.read_text() == common.RESULTS.read_text()
-    shown = sections(results.read_text())
-    blocks = sorted((tmp_path / 'results').glob('*.json'))
-    assert len(shown) == len(blocks) >= 8
-    for path in blocks:
-        block = json.loads(path.read_text())
-        body = shown[block['title']]
-        assert block['intro'] in body
-        assert ROW.findall(body)[2:] == common.table(block['rows'])[2:]
-
-
-def test_a_block_is_replaced_and_the_others_kept(tmp_path):
-    results = copy_results(tmp_path)
-    before = sections(results.read_text())
-    common.write('gpu', 'GPU set-up', 'first', [('gpu', 'x', '1')], results)
-    common.write('new', 'A new block', 'later', [('a', 'b', 'c')], results)
-    common.write('gpu', 'GPU set-up', 'second', [('gpu', 'y', '2')], results)
-    after = sections(results.read_text())
-    assert list(after) == [*before, 'A new block']  # in ``common.ORDER``
-    assert ROW.findall(after['GPU set-up'])[2:] == ['| gpu | y | 2 |']
-    assert 'first' not in after['GPU set-up']
-    assert common.machine() in after['GPU set-up']
-    del before['GPU set-up'], after['GPU set-up'], after['A new block']
-    assert after == before
 
 
 @pytest.mark.skipif(CUDA, reason='a GPU is usable here: it gets measured')
