@@ -1,15 +1,9 @@
 """Look at a built HTML page the way a reader's browser shows it.
 
-Drives Debian's headless Chromium with Selenium through Debian's
-``chromium-driver`` (``/usr/bin/chromedriver``), offline: both paths are
-given to Selenium, and ``SE_OFFLINE`` keeps Selenium Manager from looking
-for a driver or a browser on the network. For one page it records every
-request the page made (from Chromium's performance log), waits until
-MathJax has typeset, inspects the DOM and saves a full-length screenshot.
-
-Command line (prints the report as JSON)::
-
-    python -m tools.browser _build/html/chapter_hpo/index.html shot.png
+Debian's headless Chromium through Selenium and ``chromium-driver``,
+offline (``SE_OFFLINE``: Selenium Manager looks for nothing): every
+request of the page, the DOM once MathJax has typeset, a screenshot.
+``python -m tools.browser page.html shot.png`` prints the report (JSON).
 """
 import base64
 import json
@@ -22,23 +16,18 @@ from unittest import mock
 
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 CHROMEDRIVER = shutil.which('chromedriver') or '/usr/bin/chromedriver'
-CHROMIUM_FLAGS = [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic',
-    '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync',
-    '--disable-default-apps', '--disable-extensions', '--mute-audio',
-    '--hide-scrollbars']
+CHROMIUM_FLAGS = (
+    'headless no-sandbox disable-gpu disable-quic no-first-run '
+    'disable-background-networking disable-component-update disable-sync '
+    'disable-default-apps disable-extensions mute-audio hide-scrollbars')
 
 # Evaluated in the page once it has loaded: waits for MathJax and images.
 SETTLE_JS = """
 (async () => {
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    await MathJax.startup.promise;
-  }
+  if (window.MathJax && MathJax.startup) await MathJax.startup.promise;
   const images = () => Array.from(document.images);
-  for (let i = 0; i < 100 && !images().every(im => im.complete); i++) {
+  for (let i = 0; i < 100 && !images().every(im => im.complete); i++)
     await new Promise(r => setTimeout(r, 50));
-  }
   return true;
 })()
 """
@@ -93,8 +82,8 @@ def start_chromium():
                                     f'package {package}')
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
+    for flag in CHROMIUM_FLAGS.split():
+        options.add_argument('--' + flag)
     options.set_capability('goog:loggingPrefs',
                            {'performance': 'ALL', 'browser': 'ALL'})
     with mock.patch.dict(os.environ, SE_OFFLINE='true'):
@@ -102,11 +91,15 @@ def start_chromium():
                                 options=options)
 
 
-def _screenshot(driver, path, width, height):
-    """Save the page at ``width`` x ``height`` CSS pixels as a PNG."""
+def _viewport(driver, width, height):
     driver.execute_cdp_cmd('Emulation.setDeviceMetricsOverride', {
         'width': width, 'height': height, 'deviceScaleFactor': 1,
         'mobile': False})
+
+
+def _screenshot(driver, path, width, height):
+    """Save the page at ``width`` x ``height`` CSS pixels as a PNG."""
+    _viewport(driver, width, height)
     time.sleep(0.3)
     data = driver.execute_cdp_cmd('Page.captureScreenshot',
                                   {'format': 'png'})['data']
@@ -136,19 +129,12 @@ def _logged(driver):
 
 
 def inspect_page(html_file, screenshot=None, width=1280, max_height=12000):
-    """Open ``html_file`` from disk; return what a reader would get.
-
-    The report (a dict) has the page's DOM facts (see ``INSPECT_JS``),
-    ``requests`` (every URL the page asked for), ``failed`` (requests that
-    failed, with the error), ``exceptions`` (uncaught JavaScript errors)
-    and ``console_errors``.
-    """
+    """Open ``html_file`` from disk; report what a reader would get: the
+    DOM facts of ``INSPECT_JS`` and ``_logged``'s requests and errors."""
     url = Path(html_file).resolve().as_uri()
     driver = start_chromium()
     try:
-        driver.execute_cdp_cmd('Emulation.setDeviceMetricsOverride', {
-            'width': width, 'height': 900, 'deviceScaleFactor': 1,
-            'mobile': False})
+        _viewport(driver, width, 900)
         driver.get(url)  # returns after the load event
         # execute_script waits for a returned promise to settle
         driver.execute_script('return ' + SETTLE_JS.strip())

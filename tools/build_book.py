@@ -1,31 +1,13 @@
 """Build the book: evaluated notebooks, HTML and PDF, all usable offline.
 
-Usage (from the repository root; ``bash run.sh book`` does this)::
-
-    .venv/bin/python -m tools.build_book [--html-only] [--parallel-eval]
-
-Runs ``d2lbook build html`` and then ``d2lbook build pdf`` with this
-Python's ``bin/`` first on ``PATH``, so the venv's ``d2lbook``,
-``sphinx-build`` and Jupyter kernel are used. The environment is passed
-through: ``HPO_BUDGET=test`` shrinks every tuning experiment to a few
-seconds per trial, without it the notebooks use their real budgets.
-``HPO_DATA_DIR`` defaults to ``data/`` here (prepared by ``run.sh``).
-
-Notebooks are evaluated one at a time, each with the whole machine and all
-its GPUs (see ``tools/d2lbook_serial.py`` for why d2lbook's own way would
-falsify the timings); ``--parallel-eval`` keeps d2lbook's way.
-
-d2lbook re-evaluates a notebook only when its source or a dependency is
-newer than its evaluated copy; it does not know about ``HPO_BUDGET``. So
-the budget of the last build is kept in ``_build/eval/.hpo_budget``, and
-when it changes, the evaluated notebooks are deleted first: a test build
-never leaves its tiny results behind in the real book, and the other way
-round.
-
-Offline HTML needs no step here: ``config.ini`` loads the Sphinx extensions
-``sphinx-mathjax-offline`` (MathJax from ``_static``) and
-``tools.sphinx_offline`` (copy-button icon from ``_static``, no analytics);
-this script only checks the result.
+``python -m tools.build_book [--html-only] [--parallel-eval]`` (``bash
+run.sh book``) runs ``d2lbook build html``, then ``pdf``, with this venv's
+``bin/`` first on ``PATH``; ``HPO_BUDGET=test`` shrinks every experiment,
+``HPO_DATA_DIR`` defaults to ``data/``. Notebooks are evaluated one at a
+time (``tools/d2lbook_serial.py``). d2lbook does not know ``HPO_BUDGET``:
+the last build's budget is kept in ``_build/eval/.hpo_budget``, and when
+it changes the evaluated notebooks are deleted first. ``config.ini``'s
+Sphinx extensions make the HTML offline; this script checks the result.
 """
 import argparse
 import configparser
@@ -36,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from hpo.setups import BUDGET_VARIABLE
 from tools.sphinx_offline import external_urls
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +26,6 @@ BUILD = ROOT / '_build'
 EVAL = BUILD / 'eval'
 HTML = BUILD / 'html'
 PDF = BUILD / 'pdf'
-BUDGET_VARIABLE = 'HPO_BUDGET'
 BUDGET_STAMP = EVAL / '.hpo_budget'
 
 
@@ -57,10 +39,9 @@ def pdf_file():
 def build_env():
     """The caller's environment with this venv's ``bin/`` first on PATH."""
     env = dict(os.environ)
-    venv_bin = str(Path(sys.executable).parent)
-    env['PATH'] = venv_bin + os.pathsep + env.get('PATH', '')
-    # the notebooks and their trials read the data prepared by run.sh
-    env.setdefault('HPO_DATA_DIR', str(ROOT / 'data'))
+    env['PATH'] = (str(Path(sys.executable).parent) + os.pathsep
+                   + env.get('PATH', ''))
+    env.setdefault('HPO_DATA_DIR', str(ROOT / 'data'))  # run.sh's data
     return env
 
 
@@ -86,11 +67,8 @@ def forget_other_budget(env):
 
 
 def d2lbook(target, env, serial=True):
-    """Run ``d2lbook build <target>``; return the seconds it took.
-
-    ``serial``: evaluate notebooks one at a time, each seeing all GPUs
-    (``tools.d2lbook_serial``); else as d2lbook does, two at a time.
-    """
+    """Run ``d2lbook build <target>`` (``serial``: through
+    ``tools.d2lbook_serial``); return the seconds it took."""
     how = 'one notebook at a time' if serial else "d2lbook's parallel eval"
     print(f'[build_book] d2lbook build {target} ({how})', flush=True)
     command = ([sys.executable, '-m', 'tools.d2lbook_serial'] if serial
@@ -134,12 +112,9 @@ def build(html_only=False, serial=True):
     report(html_seconds, pdf_seconds, budget(env))
 
 
-def _rel(path):
-    return os.path.relpath(path, Path.cwd())
-
-
 def report(html_seconds, pdf_seconds, budget_used):
-    rel = _rel
+    def rel(path):
+        return os.path.relpath(path, Path.cwd())
     print(f'\n[build_book] done ({BUDGET_VARIABLE}={budget_used}; '
           f'HTML {html_seconds:.0f} s'
           + (f', PDF {pdf_seconds:.0f} s' if pdf_seconds else '') + ')')
@@ -149,8 +124,7 @@ def report(html_seconds, pdf_seconds, budget_used):
     notebooks = sorted(p for p in EVAL.rglob('*.ipynb')
                        if '.ipynb_checkpoints' not in p.parts)
     for i, nb in enumerate(notebooks):
-        label = 'notebooks:' if i == 0 else ''
-        print(f'  {label:<10} {rel(nb)}')
+        print(f'  {"notebooks:" if i == 0 else "":<10} {rel(nb)}')
 
 
 def main(argv=None):

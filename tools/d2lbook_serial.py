@@ -1,21 +1,11 @@
-"""Run ``d2lbook`` with notebooks evaluated one at a time on all devices.
+"""``d2lbook``, evaluating notebooks one at a time, each on all devices.
 
 ``python -m tools.d2lbook_serial build html`` is ``d2lbook build html``
-with two changes to how d2lbook 1.0.3 evaluates notebooks
-(``d2lbook/resource.py``), both of which would falsify this book's
-experiments, which measure wall-clock time on a known number of workers:
-
-* Without GPUs, d2lbook evaluates two notebooks at the same time (a fixed
-  number). Two tuning experiments would then share the cores, and every
-  trial would run at a fraction of its real speed. Here, one notebook runs
-  at a time and has the whole machine.
-* With GPUs, d2lbook gives a notebook at most two of them, guessed from
-  patterns in its code, and hides all GPUs (``CUDA_VISIBLE_DEVICES=""``)
-  from a notebook in which it finds none of its patterns. Here, every
-  notebook sees every GPU, as it would when run by hand, and picks its
-  set-up from them.
-
-``tools.build_book`` uses this unless it is given ``--parallel-eval``.
+but for two things of d2lbook 1.0.3 (``d2lbook/resource.py``) that would
+falsify experiments timed on a known number of workers: without GPUs it
+evaluates two notebooks at once, which share the cores; with GPUs it
+gives a notebook at most two, guessed from its code, or none. Here one
+notebook runs at a time and sees every GPU, as when run by hand.
 """
 import sys
 

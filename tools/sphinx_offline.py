@@ -1,20 +1,11 @@
 """Sphinx extension: make d2lbook's HTML work without a network.
 
-d2lbook 1.0.3 writes ``_static/d2l.js`` next to the generated ``conf.py``
-just before it runs Sphinx. Two things in it reach out to the internet:
-
-* the copy button added to every code cell shows an icon loaded from an
-  external host (a broken image offline);
-* an analytics snippet that loads a script from an external host on every
-  page, even when no tracking id is configured.
-
-This extension (listed in ``config.ini`` under ``sphinx_extensions``, so a
-plain ``d2lbook build html`` applies it) rewrites ``d2l.js`` in place before
-Sphinx copies it: the icon is served from ``_static/copy-button.svg``
-(shipped here) and the analytics loader is replaced by a local no-op
-``ga`` function, so the page's own calls to ``ga`` keep working. If a
-d2lbook upgrade changes these snippets and an external URL is left, the
-extension warns, which fails the build under ``warning_is_error``.
+d2lbook 1.0.3's ``_static/d2l.js`` loads the copy button's icon and an
+analytics script from external hosts. Before Sphinx copies it, this
+extension (``config.ini``) serves the icon from ``_static`` (shipped in
+``tools/static``) and replaces the loader by a local no-op ``ga``; an
+external URL left after a d2lbook upgrade is a warning, which fails the
+build under ``warning_is_error``.
 """
 import re
 from pathlib import Path
@@ -25,8 +16,7 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
 
-ICON_PATTERN = re.compile(
-    r'https?://[^"\'\s]*/copy-button\.svg')
+ICON_PATTERN = re.compile(r'https?://[^"\'\s]*/copy-button\.svg')
 # The page's root URL is in DOCUMENTATION_OPTIONS (Sphinx's
 # documentation_options.js); the icon sits inside a JS template literal.
 LOCAL_ICON = '${DOCUMENTATION_OPTIONS.URL_ROOT}_static/copy-button.svg'
@@ -78,8 +68,7 @@ def _patch_d2l_js(app):
 
 
 def _add_static_dir(app, config):
-    # Files in tools/static/ are copied to _static/ of the HTML output.
-    config.html_static_path.append(str(STATIC_DIR))
+    config.html_static_path.append(str(STATIC_DIR))  # to _static/
 
 
 MATHJAX_OFFLINE = 'sphinx-mathjax-offline'
@@ -88,10 +77,8 @@ MATHJAX_OFFLINE = 'sphinx-mathjax-offline'
 def setup(app):
     app.connect('config-inited', _add_static_dir)
     app.connect('builder-inited', _patch_d2l_js)
-    # sphinx-mathjax-offline 0.0.2 only adds static files, but does not
-    # say that it is safe for parallel reading; from six documents on,
-    # Sphinx reads in parallel and warns about it, and the book treats
-    # warnings as errors. It is loaded before this extension (config.ini).
+    # sphinx-mathjax-offline 0.0.2 (loaded before this) only adds static
+    # files but does not say it is parallel-safe: Sphinx would warn
     mathjax = app.extensions.get(MATHJAX_OFFLINE)
     if mathjax is not None and mathjax.parallel_read_safe is None:
         mathjax.parallel_read_safe = True

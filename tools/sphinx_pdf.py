@@ -1,23 +1,10 @@
 """Sphinx extension: cell outputs that a PDF reader can read whole.
 
-d2lbook 1.0.3 sets every code block of the PDF in ``\\small`` monospace,
-about 74 characters to a line. Output lines that are longer, such as a
-table of trials or a line of the tuner's log, are wrapped by Sphinx's
-``sphinxVerbatim``, which may break a line after any ``.``: a number
-like ``22.5663`` then reads ``22.`` at the end of one line and ``5663``
-at the start of the next, and the columns of a table fall apart.
-
-This extension (listed in ``config.ini`` under ``sphinx_extensions``)
-adds two lines to the LaTeX preamble:
-
-* output cells (d2lbook starts each with ``\\diilbookstyleoutputcell``)
-  are set in ``\\footnotesize``, about 83 characters to a line, which
-  the chapter's tables fit; input cells stay ``\\small``;
-* a verbatim line may still break after ``,``, ``;``, ``?``, ``!`` and
-  ``/`` and at spaces, but no longer after ``.``, so no number is split.
-
-``tests/test_book.py`` checks that the numbers of every output line are
-in the PDF, and those of every table row on one line of it.
+d2lbook 1.0.3 sets code in ``\\small`` (about 74 characters a line) and
+Sphinx may wrap a longer line after any ``.``, splitting numbers. This
+extension (``config.ini``) sets output cells in ``\\footnotesize`` (about
+83 characters, which the chapter's tables fit) and allows breaks after
+``,;?!/`` and spaces only (``tests/test_book.py`` checks the PDF).
 """
 
 PREAMBLE = r'''
