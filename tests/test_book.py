@@ -101,6 +101,29 @@ def test_evaluated_notebooks_exist(html_build):
         assert notebook.exists(), notebook
 
 
+def stray_files(eval_dir):
+    """What lies in ``eval_dir`` besides the evaluated notebooks, the
+    resources ``config.ini`` lists, the build's budget stamp and the
+    simulations sh-async caches (``sim_*.csv``): Syne Tune's ``std.out``
+    or Ray's ``ray_results/``, say."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / 'config.ini')
+    expected = {page.with_suffix('.ipynb') for page in PAGES} | {
+        path.relative_to(ROOT) for pattern in
+        config['build']['resources'].split() for path in ROOT.glob(pattern)}
+    expected |= {parent for path in expected for parent in path.parents}
+    return sorted(str(p) for p in (
+        path.relative_to(eval_dir) for path in eval_dir.rglob('*'))
+        if p not in expected and p.name != '.hpo_budget'
+        and not re.fullmatch(r'sim_\w+\.csv', p.name)
+        and '.ipynb_checkpoints' not in p.parts)
+
+
+@book
+def test_nothing_stray_beside_the_evaluated_notebooks(html_build):
+    assert stray_files(BUILD / 'eval') == []
+
+
 @book
 def test_references_are_listed(html_build):
     html = (BUILD / 'html' / 'chapter_references' /
