@@ -1,17 +1,10 @@
 """The ASHA stopping rules of Syne Tune 0.16 and Ray Tune 2.60, recomputed.
 
-Both libraries keep the same books: one bracket of rung levels, and at
-each rung the errors of the trials judged there. A report at an epoch of
-``max_t`` or more stops its trial (it is done). Otherwise the highest rung
-level at or below the report's epoch at which the trial has not yet been
-judged judges it, and the error is recorded there, whatever the decision.
+Both keep one bracket of rung levels and, at each rung, the errors of the
+trials judged there. A report at ``max_t`` or later stops its trial (it is
+done); otherwise the highest rung at or below its epoch that has not yet
+judged the trial judges it, and records its error whatever the decision.
 Only the rule at a rung differs (``syne_tune_rule``, ``ray_tune_rule``).
-
-``decisions`` replays reports in the order a scheduler saw them, a table
-with the columns ``trial_id``, ``epoch`` and ``error`` (lower is better),
-and returns one decision per report: ``'CONTINUE'``, ``'STOP'``, or
-``'TIE'`` where Ray's rule sits exactly on its threshold. ``both_rules``
-applies both rules to the same reports.
 """
 from fractions import Fraction
 
@@ -19,25 +12,17 @@ import pandas as pd
 
 
 def syne_tune_rule(previous, error, eta):
-    """Syne Tune 0.16: rank ``error`` among ``previous`` and itself.
-
-    The trial continues if the share of those results that are strictly
-    better than ``error`` is at most ``1/eta``, so the first result at a
-    rung always continues.
-    """
+    """Syne Tune 0.16: continue if at most a share ``1/eta`` of
+    ``previous`` and ``error`` is strictly better than ``error``."""
     better = sum(v < error for v in previous)
     share = Fraction(better, len(previous) + 1)
     return 'CONTINUE' if share <= Fraction(1, eta) else 'STOP'
 
 
 def ray_tune_rule(previous, error, eta):
-    """Ray Tune 2.60: compare ``error`` with the ``1/eta``-quantile of
-    ``previous`` (its own not included, linear interpolation).
-
-    The first result at a rung continues. Computed exactly (fractions);
-    where ``error`` equals the quantile, floating point could tip Ray's
-    decision either way, so the answer is ``'TIE'``.
-    """
+    """Ray Tune 2.60: continue if ``error`` is below the
+    ``1/eta``-quantile of ``previous`` (linear interpolation); exactly on
+    it, floating point could tip Ray either way: ``'TIE'``."""
     if not previous:
         return 'CONTINUE'
     q = quantile(sorted(previous), Fraction(1, eta))
@@ -60,11 +45,10 @@ def quantile(values, q):
 
 
 def decisions(reports, levels, max_t, eta, rule):
-    """``rule``'s decision on each of ``reports``, in their order.
-
-    ``levels``: the rung levels below ``max_t``. Errors are compared
-    exactly, as the fractions that their floating-point values are.
-    """
+    """``rule``'s decision on each of ``reports`` (``trial_id``,
+    ``epoch``, ``error``) in their order: ``'CONTINUE'``, ``'STOP'`` or
+    ``'TIE'``. ``levels``: the rung levels below ``max_t``. Errors are
+    compared exactly, as the fractions their floats are."""
     recorded = {r: [] for r in levels}
     judged = {r: set() for r in levels}
     out = []
@@ -94,12 +78,8 @@ def both_rules(reports, levels, max_t, eta):
 
 
 def disagreements(table, max_t, first='Ray Tune', second='Syne Tune'):
-    """How often one rule stopped a trial early where the other did not.
-
-    ``table`` as ``both_rules`` returns it. Returns a series: each rule's
-    stops below ``max_t``, the reports that ``first`` stopped and
-    ``second`` continued, and the other way round (ties count as
-    neither).
+    """Each rule's stops below ``max_t`` in ``table`` (``both_rules``),
+    and how often one stopped a trial the other continued (ties: neither).
     """
     early = table['epoch'] < max_t
     stop_1 = early & (table[first] == 'STOP')

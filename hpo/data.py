@@ -1,11 +1,10 @@
 """Fashion-MNIST for the training scripts, held in memory.
 
-Prepared once, as ``uint8`` tensors in one file (no per-image PIL work),
-from the first source found: the file already prepared in the data
-directory, the Debian package ``dataset-fashion-mnist``, or torchvision's
-download. The 60,000 training images are split, always the same way, into
-50,000 for training and 10,000 for validation; the 10,000 test images are
-only used to report an extra ``test_error`` at the end of a run.
+Prepared once as ``uint8`` tensors in one file, from the first source
+found: the prepared file, the Debian package ``dataset-fashion-mnist``, or
+torchvision's download. The 60,000 training images are split, always the
+same way, into 50,000 for training and 10,000 for validation; the test
+images only give an extra ``test_error`` at the end of a run.
 """
 import fcntl
 import gzip
@@ -17,21 +16,16 @@ import numpy as np
 import torch
 
 DATA_FILE = 'fashion_mnist.pt'
-
-
 SYSTEM_DIR = '/usr/share/datasets/fashion-mnist'
-
-
 RAW_FILES = {'train_x': 'train-images-idx3-ubyte.gz',
              'train_y': 'train-labels-idx1-ubyte.gz',
              'test_x': 't10k-images-idx3-ubyte.gz',
              'test_y': 't10k-labels-idx1-ubyte.gz'}
-
-
 NUM_VAL = 10000          # images held out of the 60,000 for validation
-
-
 SPLIT_SEED = 0           # fixes which images are held out, once and for all
+# what a complete prepared file holds: key -> shape (all uint8)
+PREPARED_SHAPES = {'train_x': (60000, 28, 28), 'train_y': (60000,),
+                   'test_x': (10000, 28, 28), 'test_y': (10000,)}
 
 
 class DataUnavailableError(RuntimeError):
@@ -40,11 +34,6 @@ class DataUnavailableError(RuntimeError):
 
 class CorruptDataError(DataUnavailableError):
     """The prepared data file cannot be read or holds something else."""
-
-
-# what a complete prepared file holds: key -> shape (all uint8)
-PREPARED_SHAPES = {'train_x': (60000, 28, 28), 'train_y': (60000,),
-                   'test_x': (10000, 28, 28), 'test_y': (10000,)}
 
 
 def data_dir():
@@ -108,11 +97,10 @@ def _read_prepared(path):
 def prepare_data(directory=None, verbose=True, replace_corrupt=False):
     """Make sure the prepared data file exists and return its path.
 
-    Safe to call from many processes at once: a file lock serialises the
-    preparation and the file appears atomically, complete or not at all.
-    With ``replace_corrupt``, an existing file that cannot be read is
-    prepared again (under the same lock; a file that another process has
-    repaired meanwhile is kept).
+    Safe from many processes at once: a file lock serialises the work and
+    the file appears atomically. With ``replace_corrupt``, a file that
+    cannot be read is prepared again (unless another process repaired it
+    meanwhile).
     """
     directory = Path(directory or data_dir())
     target = directory / DATA_FILE
@@ -157,14 +145,11 @@ def _prepare_from_sources(directory, target, reasons, verbose):
 
 
 def load_data(image_size=28, n_train=None):
-    """Return ``(train, val, test)`` as ``(images, labels)`` pairs.
-
-    Images are ``uint8`` tensors of shape ``(n, 1, 28, 28)``; resizing to
-    ``image_size`` happens per batch, on the device (see ``to_input``).
-    ``n_train`` keeps only the first ``n_train`` training images, to shrink
-    runs; the validation and test sets are never shrunk. A prepared file
-    that cannot be read (say, truncated) is prepared again, with one line
-    on standard error saying so.
+    """``(train, val, test)`` as ``(images, labels)`` pairs; images are
+    ``uint8``, ``(n, 1, 28, 28)``, resized per batch on the device
+    (``hpo.training.to_input``). ``n_train`` keeps the first training
+    images only. A prepared file that cannot be read is prepared again,
+    with one line on standard error saying so.
     """
     path = prepare_data(verbose=False)
     try:

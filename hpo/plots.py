@@ -6,30 +6,35 @@ from hpo.trials import STATUSES, assign_workers, report_times
 
 # one colour per status, in the order of trials.STATUSES
 STATUS_COLORS = dict(zip(STATUSES, ['C0', 'C1', 'C3', 'C7', 'k']))
+TIME = 'wall-clock time (s)'
+
+
+def _axes(size, ylabel=None, xlabel=TIME, grid=True):
+    """New axes of ``size`` inches (d2l's settings), labelled."""
+    from d2l import torch as d2l
+    d2l.set_figsize(size)
+    ax = d2l.plt.gca()
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if grid:
+        ax.grid(alpha=0.3)
+    return ax
 
 
 def plot_best_so_far(exp):
     """Best validation error reported so far, over true wall-clock time."""
-    from d2l import torch as d2l
     df = report_times(exp).sort_values('time')
-    d2l.set_figsize()
-    ax = d2l.plt.gca()
+    ax = _axes((3.5, 2.5), 'best validation error')
     ax.step(df['time'], df['validation_error'].cummin(), where='post')
-    ax.set_xlabel('wall-clock time (s)')
-    ax.set_ylabel('best validation error')
-    ax.grid(alpha=0.3)
     return ax
 
 
 def plot_learning_curves(exp, trials):
-    """Validation error of every trial over true wall-clock time.
-
-    Each curve is one trial; the marker at its end says how it ended.
-    """
-    from d2l import torch as d2l
+    """Validation error of every trial over true wall-clock time; the
+    marker at a curve's end says how the trial ended."""
     df = report_times(exp)
-    d2l.set_figsize((6, 3))
-    ax = d2l.plt.gca()
+    ax = _axes((6, 3), 'validation error')
     for trial_id in trials.index:
         t = df[df.trial_id == trial_id]
         if not len(t):
@@ -44,44 +49,55 @@ def plot_learning_curves(exp, trials):
         if (trials['status'] == status).any():
             ax.plot([], [], 'x' if status == 'stopped' else 'o',
                     color=color, label=status)
-    ax.set_xlabel('wall-clock time (s)')
-    ax.set_ylabel('validation error')
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize='small', loc='upper left', bbox_to_anchor=(1.0, 1.0),
               frameon=False)
-    ax.grid(alpha=0.3)
     return ax
 
 
-def _gantt(ax, starts, ends, workers, colors, labels=None):
-    for i, (s, e, w, c) in enumerate(zip(starts, ends, workers, colors)):
+def _gantt(ax, starts, ends, rows, colors, labels=None, names=None):
+    """One bar per trial on its row (``names``: 'worker 0', ...)."""
+    for i, (s, e, w, c) in enumerate(zip(starts, ends, rows, colors)):
         ax.barh(w, e - s, left=s, height=0.8, color=c, edgecolor='white',
                 linewidth=0.5)
         if labels is not None and e - s > 0:
             ax.text((s + e) / 2, w, str(labels[i]), ha='center',
                     va='center', fontsize=6, color='white')
-    n = int(max(workers)) + 1
-    ax.set_yticks(range(n))
-    ax.set_yticklabels([f'worker {w}' for w in range(n)])
+    names = names or [f'worker {w}' for w in range(int(max(rows)) + 1)]
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
     ax.invert_yaxis()
+
+
+def _status_gantt(trials, rows, names, labels=None):
+    """A Gantt chart of ``trials`` coloured by status, with a legend."""
+    ax = _axes((6, 0.45 * len(names) + 1.0), grid=False)
+    _gantt(ax, trials['start'], trials['end'], rows,
+           [STATUS_COLORS[s] for s in trials['status']], labels, names)
+    for status, color in STATUS_COLORS.items():
+        if (trials['status'] == status).any():
+            ax.barh([0], [0], color=color, label=status)
+    ax.legend(fontsize='small', ncol=5, loc='lower center',
+              bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return ax
 
 
 def plot_timeline(trials, n_workers, label_trials=True):
     """Gantt chart: which worker ran which trial, and when."""
-    from d2l import torch as d2l
     workers = assign_workers(trials, n_workers)
-    d2l.set_figsize((6, 0.45 * n_workers + 1.0))
-    ax = d2l.plt.gca()
-    _gantt(ax, trials['start'], trials['end'], workers,
-           [STATUS_COLORS[s] for s in trials['status']],
-           list(trials.index) if label_trials else None)
-    for status, color in STATUS_COLORS.items():
-        if (trials['status'] == status).any():
-            ax.barh([0], [0], color=color, label=status)
-    ax.set_xlabel('wall-clock time (s)')
-    ax.legend(fontsize='small', ncol=5, loc='lower center',
-              bbox_to_anchor=(0.5, 1.0), frameon=False)
+    _status_gantt(trials, workers,
+                  [f'worker {w}' for w in range(n_workers)],
+                  list(trials.index) if label_trials else None)
     return workers
+
+
+def plot_nodes(trials):
+    """Gantt chart: which node ran which trial, and when."""
+    names = sorted(trials['node'].dropna().unique(),
+                   key=lambda n: (n != 'head', n))
+    placed = trials.dropna(subset=['node'])
+    return _status_gantt(placed, placed['node'].map(
+        {n: i for i, n in enumerate(names)}).to_numpy(), names)
 
 
 def plot_schedules(schedules):
@@ -96,32 +112,26 @@ def plot_schedules(schedules):
         colors = ['C0' if i % 2 == 0 else 'C9' for i in range(len(starts))]
         _gantt(ax, starts, ends, workers, colors)
         ax.set_title(name, fontsize='small')
-    axes[-1].set_xlabel('wall-clock time (s)')
+    axes[-1].set_xlabel(TIME)
     fig.tight_layout()
 
 
 def plot_rung_occupancy(occupancy):
     """Bar chart: trials that reached each rung level."""
-    from d2l import torch as d2l
-    d2l.set_figsize((3.5, 2.5))
-    ax = d2l.plt.gca()
-    labels = [str(r) for r in occupancy.index]
-    ax.bar(labels, occupancy.values, color='C0')
+    ax = _axes((3.5, 2.5), 'trials reaching it', 'epochs (rung level)',
+               grid=False)
+    ax.bar([str(r) for r in occupancy.index], occupancy.values, color='C0')
     for i, n in enumerate(occupancy.values):
         ax.text(i, n, str(n), ha='center', va='bottom', fontsize='small')
-    ax.set_xlabel('epochs (rung level)')
-    ax.set_ylabel('trials reaching it')
     return ax
 
 
 def plot_ecdf(times, horizon, methods=None):
     """Per method, the share of runs that had delivered the target by
-    each time (an empirical distribution function of the times from
-    ``hpo.stats.times_to_target``; runs that never got there keep the
-    line below 1)."""
-    from d2l import torch as d2l
-    d2l.set_figsize((6, 3))
-    ax = d2l.plt.gca()
+    each time, from ``hpo.stats.times_to_target`` (runs that never got
+    there keep the line below 1)."""
+    ax = _axes((6, 3), 'share of runs at the target',
+               'simulated wall-clock time (s)')
     for i, method in enumerate(methods or times.index.unique('method')):
         t = np.sort(times[method].to_numpy())
         share = np.arange(1, len(t) + 1) / len(t)
@@ -132,9 +142,6 @@ def plot_ecdf(times, horizon, methods=None):
                 color=f'C{i}', label=method)
     ax.set_xlim(0, horizon)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel('simulated wall-clock time (s)')
-    ax.set_ylabel('share of runs at the target')
-    ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
     return ax
 
@@ -143,12 +150,9 @@ def plot_run_over_band(reports, sims, horizon, label='this run'):
     """A real run's best delivered error so far, over the pointwise
     median and quartiles of simulated runs of one method
     (``hpo.sim.run_many`` output) if ``sims`` is not None."""
-    from d2l import torch as d2l
-    d2l.set_figsize((6, 3))
-    ax = d2l.plt.gca()
+    ax = _axes((6, 3), 'best delivered error')
     grid = np.linspace(0, horizon, 400)
-    real = hpo.stats.best_at(reports, grid)
-    values = [real]
+    values = [hpo.stats.best_at(reports, grid)]
     if sims is not None:
         q = hpo.stats.best_so_far_quantiles(sims, grid)
         ax.fill_between(grid, q['q25'], q['q75'], step='post', color='C0',
@@ -157,27 +161,24 @@ def plot_run_over_band(reports, sims, horizon, label='this run'):
         ax.step(grid, q['median'], where='post', color='C0',
                 label='simulated: median at each time')
         values.append(q['median'].to_numpy())
-    ax.step(grid, real, where='post', color='C3', linewidth=2, label=label)
+    ax.step(grid, values[0], where='post', color='C3', linewidth=2,
+            label=label)
     shown = np.concatenate([v[grid >= horizon / 4] for v in values])
     shown = shown[np.isfinite(shown)]
     if len(shown):
         margin = 0.1 * np.ptp(shown) + 0.002
         ax.set_ylim(shown.min() - margin, shown.max() + margin)
     ax.set_xlim(0, horizon)
-    ax.set_xlabel('wall-clock time (s)')
-    ax.set_ylabel('best delivered error')
-    ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
     return ax
 
 
 def plot_saving(saving):
-    """ASHA's time to random search's target, relative to random search,
+    """ASHA's time to random search's target over random search's,
     against the start-up cost; one line per number of epochs, with 95%
-    intervals. ``saving`` comes from ``hpo.sim.saving_sweep``."""
-    from d2l import torch as d2l
-    d2l.set_figsize((4.5, 3))
-    ax = d2l.plt.gca()
+    intervals (``hpo.sim.saving_sweep``)."""
+    ax = _axes((4.5, 3), 'ASHA time / random search time',
+               'start-up cost per trial (s)')
     for i, (epochs, rows) in enumerate(saving.groupby('epochs')):
         ax.errorbar(rows['startup'], rows['ratio'],
                     yerr=[rows['ratio'] - rows['low'],
@@ -185,33 +186,6 @@ def plot_saving(saving):
                     marker='o', capsize=3, color=f'C{i}',
                     label=f'r_max = {epochs} epochs')
     ax.axhline(1.0, color='gray', linestyle=':', linewidth=1)
-    ax.set_xlabel('start-up cost per trial (s)')
-    ax.set_ylabel('ASHA time / random search time')
     ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize='small')
-    return ax
-
-
-def plot_nodes(trials):
-    """Gantt chart: which node ran which trial, and when."""
-    from d2l import torch as d2l
-    names = sorted(trials['node'].dropna().unique(),
-                   key=lambda n: (n != 'head', n))
-    rows = {n: i for i, n in enumerate(names)}
-    d2l.set_figsize((6, 0.45 * len(names) + 1.0))
-    ax = d2l.plt.gca()
-    for _, t in trials.dropna(subset=['node']).iterrows():
-        ax.barh(rows[t['node']], t['end'] - t['start'], left=t['start'],
-                height=0.8, color=STATUS_COLORS[t['status']],
-                edgecolor='white', linewidth=0.5)
-    for status, color in STATUS_COLORS.items():
-        if (trials['status'] == status).any():
-            ax.barh([0], [0], color=color, label=status)
-    ax.set_yticks(range(len(names)))
-    ax.set_yticklabels(names)
-    ax.invert_yaxis()
-    ax.set_xlabel('wall-clock time (s)')
-    ax.legend(fontsize='small', ncol=5, loc='lower center',
-              bbox_to_anchor=(0.5, 1.0), frameon=False)
     return ax

@@ -1,17 +1,14 @@
 """The experiment's size on this machine.
 
-``detect_hardware`` counts the GPUs and cores that trials may use (the
-one GPU count of the chapter, for Syne Tune's ``LocalBackend`` and the
-Ray nodes alike); ``SETUPS`` is the table of set-ups, one row per kind of
-machine; ``choose_setup`` picks the row and sizes it to the hardware.
+``detect_hardware``: the GPUs and cores trials may use (the one GPU count,
+for ``LocalBackend`` and the Ray nodes alike); ``SETUPS``: one row per
+kind of machine; ``choose_setup`` picks the row, sized to the hardware.
 """
 import os
 import subprocess
 from dataclasses import dataclass, replace
 
 BUDGET_VARIABLE = 'HPO_BUDGET'
-
-
 SETUP_VARIABLE = 'HPO_SETUP'
 
 
@@ -24,11 +21,8 @@ class Hardware:
 
 
 def _gpu_indices(text):
-    """Integer GPU indices in a ``CUDA_VISIBLE_DEVICES`` value, or None.
-
-    None means "not a plain list of indices" (for example GPU UUIDs),
-    which Syne Tune's GPU rotation cannot express.
-    """
+    """Integer GPU indices in a ``CUDA_VISIBLE_DEVICES`` value, or None
+    for other values (GPU UUIDs), which LocalBackend cannot express."""
     parts = [p.strip() for p in text.split(',') if p.strip()]
     if not all(p.isdigit() for p in parts):
         return None
@@ -36,12 +30,8 @@ def _gpu_indices(text):
 
 
 def listed_gpus(timeout=10):
-    """How many GPUs ``nvidia-smi --list-gpus`` lists (one line each).
-
-    This is how Syne Tune 0.16's ``LocalBackend`` counts the GPUs it
-    hands out. No ``nvidia-smi``, a failing one or one that hangs means
-    no GPU.
-    """
+    """How many GPUs ``nvidia-smi --list-gpus`` lists, as Syne Tune's
+    ``LocalBackend`` counts them; none if it is missing, fails or hangs."""
     try:
         proc = subprocess.run(['nvidia-smi', '--list-gpus'],
                               capture_output=True, text=True,
@@ -66,16 +56,11 @@ def _torch_problem(n_gpus):
 def detect_hardware(mode=None):
     """The GPUs and cores for trials: the one GPU count of the chapter.
 
-    GPUs are those ``nvidia-smi`` lists, as Syne Tune's ``LocalBackend``
-    counts them, limited to ``CUDA_VISIBLE_DEVICES`` when that holds
-    indices (as ``d2lbook build`` sets it when it evaluates notebooks in
-    parallel). ``mode`` (default: ``$HPO_SETUP``, else ``'auto'``):
-
-    * ``'auto'``: GPUs that PyTorch cannot use (no driver, a CPU-only
-      build) are dropped, and ``problem`` says why;
-    * ``'gpu'``: the GPUs are kept even then (the tests use this with a
-      fake ``nvidia-smi``; the trials then say so and train on the CPU);
-    * ``'cpu'``: no GPU is used.
+    GPUs: those ``nvidia-smi`` lists, limited to ``CUDA_VISIBLE_DEVICES``
+    when that holds indices. ``mode`` (default ``$HPO_SETUP``, else
+    ``'auto'``): ``'auto'`` drops GPUs PyTorch cannot use (``problem``
+    says why); ``'gpu'`` keeps them (the tests' fake ``nvidia-smi``: the
+    trials then train on the CPU); ``'cpu'`` uses none.
     """
     mode = mode or os.environ.get(SETUP_VARIABLE) or 'auto'
     if mode not in ('auto', 'gpu', 'cpu'):
@@ -139,18 +124,13 @@ class Setup:
                 f'{args}')
 
 
-# The set-ups, one row per kind of machine. Both train on 8,000 images
-# for up to 27 epochs, so that ASHA with eta = 3 has its rungs at 1, 3
-# and 9 epochs on every machine; the GPU set-up uses the network the d2l
-# chapters use on GPUs. The GPU rows are a design choice that has not been
-# measured on a GPU yet: ``benchmarks/gpu.py`` measures them where one is.
+# Both train on 8,000 images for up to 27 epochs, so that ASHA with eta
+# = 3 has its rungs at 1, 3 and 9 epochs on every machine; the GPU row is
+# d2l's GPU network, a design choice not measured on a GPU yet
+# (``benchmarks/gpu.py`` measures it where one is).
 CPU_CONSTANTS = dict(max_epochs=27, model='lenet', image_size=28,
                      n_train=8000)
-
-
 GPU_CONSTANTS = dict(CPU_CONSTANTS, model='alexnet', image_size=224)
-
-
 SETUPS = {
     'CPU': dict(constants=CPU_CONSTANTS, max_wallclock_time=480),
     'GPU': dict(constants=GPU_CONSTANTS, max_wallclock_time=480),
@@ -159,17 +139,10 @@ SETUPS = {
                                 n_train=1000),
                  max_wallclock_time=45, n_seeds=20),
 }
-
-
 MAX_WORKERS = 4
-
-
-# Trials sharing one GPU, by the number of GPUs (default: one per GPU).
-# On one GPU, two trials share it, so that the experiments stay parallel
-# on a common kind of machine; two is a choice, not a measurement.
+# Trials sharing one GPU, by the number of GPUs (default: one per GPU):
+# two share a single GPU, so that its experiments stay parallel
 TRIALS_PER_GPU = {1: 2}
-
-
 TRIALS_PER_GPU_BASIS = 'a choice, not measured on a GPU'
 
 
@@ -186,10 +159,9 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
     """The experiment's size on this machine, from ``SETUPS``.
 
     ``budget`` (default ``$HPO_BUDGET``, else ``'full'``): ``'test'``
-    keeps the workers but shrinks the trials. ``n_gpus`` and ``cores``
-    replace what ``detect_hardware`` finds (``n_gpus=0``: the CPU set-up
-    on any machine). Prints one line if GPUs were found that PyTorch
-    cannot use.
+    keeps the workers, shrinks the trials. ``n_gpus`` and ``cores``
+    replace what ``detect_hardware`` finds. Prints one line if GPUs were
+    found that PyTorch cannot use.
     """
     budget = budget or os.environ.get(BUDGET_VARIABLE, 'full')
     if budget not in ('full', 'test'):

@@ -1,19 +1,12 @@
-"""What both training scripts share: data, models, arguments, training.
+"""What both training scripts share: models, arguments, training.
 
-The two scripts ``train_script.py`` and ``train_script_report_eachepoch.py``
-differ only in *when* they report to Syne Tune. Everything else lives here:
-
-* the data (``hpo.data``), resized batch by batch on the device;
-* two d2l-style CNNs: AlexNet for GPUs and a LeNet-style network for CPUs;
-* argument parsing with checks that name the offending argument;
-* a training loop (minibatch SGD with momentum) that yields the validation
-  error after every epoch;
-* on a GPU only: the data kept on the GPU (as ``uint8``, about 55 MB for
-  all of Fashion-MNIST) and resized there batch by batch, cuDNN autotuning,
-  larger validation batches, and two options that are off unless asked for
-  (``--channels_last``, ``--bf16``) because they have not been measured
-  yet (``benchmarks/gpu.py`` compares them). On the CPU none of this
-  applies and the loop is the one the recorded learning curves come from.
+The scripts differ only in *when* they report to Syne Tune. Here: two
+d2l-style CNNs (AlexNet for GPUs, LeNet for CPUs), arguments checked by
+name, and the loop (minibatch SGD with momentum) that yields the
+validation error after every epoch. On a GPU only: the data kept there as
+``uint8`` and resized batch by batch, cuDNN autotuning, larger validation
+batches, and ``--channels_last`` and ``--bf16``, off unless asked for
+(``benchmarks/gpu.py`` measures them).
 """
 import argparse
 import json
@@ -29,16 +22,11 @@ from torch.nn import functional as F
 
 from hpo.data import NUM_VAL, DataUnavailableError, load_data
 
-# When this module (and with it PyTorch) finished importing; the training
-# scripts import it before Syne Tune, see startup_breakdown
+# When this module (and PyTorch) finished importing: see startup_breakdown
 TORCH_IMPORTED = time.time()
-
-
-# Images per validation batch. On a GPU, validation needs the most memory
-# of a trial: AlexNet's first convolution and its ReLU each give 96 x 54 x
-# 54 floats per 224x224 image, about 1.1 GB for 500 images (arithmetic,
-# not measured), so that two trials fit on a GPU of 8 GB. The CPU keeps
-# 1,000, as when its learning curves were recorded.
+# Images per validation batch. On a GPU, AlexNet's first convolution and
+# its ReLU take about 1.1 GB for 500 images (arithmetic, not measured):
+# two trials fit on 8 GB. The CPU keeps the 1,000 of its recorded curves.
 VAL_BATCH = {'cpu': 1000, 'cuda': 500}
 
 
@@ -57,60 +45,41 @@ def init_weights(module):
         nn.init.zeros_(module.bias)
 
 
-class LeNet(nn.Module):
+def lenet(num_classes=10):
     """LeNet-5 layout with ReLU and max-pooling, for 28x28 inputs on CPUs."""
-    def __init__(self, num_classes=10):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=2, stride=2),
-            nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=2, stride=2), nn.Flatten(),
-            nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-            nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
-
-    def forward(self, x):
-        return self.net(x)
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=2, stride=2), nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+        nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes))
 
 
-class AlexNet(nn.Module):
-    """AlexNet (Krizhevsky et al., 2012) for one-channel images.
-
-    Five convolutions and three dense layers with dropout; designed for
-    224x224 inputs. The first dense layer is lazy so that other input sizes
-    also work.
-    """
-    def __init__(self, num_classes=10):
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1),
-            nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2),
-            nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
-            nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(),
-            nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
-            nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
-            nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
-            nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(p=0.5),
-            nn.Linear(4096, num_classes))
-
-    def forward(self, x):
-        return self.net(x)
+def alexnet(num_classes=10):
+    """AlexNet (Krizhevsky et al., 2012) for one-channel 224x224 images;
+    the first dense layer is lazy, so that other sizes work too."""
+    return nn.Sequential(
+        nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1),
+        nn.ReLU(), nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2),
+        nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(kernel_size=3, stride=2), nn.Flatten(),
+        nn.LazyLinear(4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.Linear(4096, num_classes))
 
 
-MODELS = {'lenet': LeNet, 'alexnet': AlexNet}
+MODELS = {'lenet': lenet, 'alexnet': alexnet}
 
 
 class SGD:
-    """Minibatch SGD with momentum: ``v = momentum * v + grad``, then
-    ``w = w - lr * v``, as ``torch.optim.SGD`` computes it.
-
-    Why not ``torch.optim.SGD``? Using any ``torch.optim`` optimizer
-    imports TorchDynamo, which adds about 1.5 s to the start of every trial
-    on the chapter's CPU machines; for a trial that ASHA stops after one
-    epoch, that is a fifth of its cost.
-    """
+    """Minibatch SGD with momentum (``v = momentum * v + grad``, ``w = w
+    - lr * v``), as ``torch.optim.SGD``, whose import of TorchDynamo adds
+    about 1.5 s to every trial's start on the chapter's CPU machines."""
     def __init__(self, params, lr, momentum):
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.momentum = lr, momentum
@@ -137,13 +106,8 @@ def build_model(name, image_size, device):
 
 
 class GPUOptions(nn.Module):
-    """A model run in channels-last layout and/or bfloat16 autocast.
-
-    Both can make convolutions faster on recent GPUs; whether they do for
-    this model, and whether the validation error stays the same, is what
-    ``benchmarks/gpu.py`` measures, so both are off by default. The logits
-    come back as ``float32`` so that the loss is computed as without them.
-    """
+    """A model run in channels-last layout and/or bfloat16 autocast, off
+    by default (``benchmarks/gpu.py`` measures them); float32 logits."""
     def __init__(self, model, channels_last=False, bf16=False):
         super().__init__()
         self.model, self.channels_last, self.bf16 = model, channels_last, bf16
@@ -177,37 +141,26 @@ def cuda_problem():
 
 
 def given_gpu():
-    """Was this process meant to have a GPU? Returns a reason or None.
-
-    Syne Tune's ``LocalBackend`` sets ``CUDA_VISIBLE_DEVICES`` when it
-    rotates trials over several GPUs; with a single GPU it sets nothing,
-    and then ``nvidia-smi`` on the ``PATH`` (how Syne Tune finds GPUs) is
-    the sign. An empty value or ``-1`` hides all GPUs on purpose.
-    """
+    """Why this process was meant to have a GPU, or None: the GPU(s)
+    ``LocalBackend`` set in ``CUDA_VISIBLE_DEVICES`` (empty or ``-1``:
+    hidden on purpose), else, as it sets nothing for one GPU,
+    ``nvidia-smi`` on the ``PATH``."""
     visible = os.environ.get('CUDA_VISIBLE_DEVICES')
     if visible is not None:
-        if visible.strip() in ('', '-1'):
-            return None
-        return f'CUDA_VISIBLE_DEVICES={visible}'
-    if shutil.which('nvidia-smi'):
-        return 'nvidia-smi is on the PATH'
-    return None
+        hidden = visible.strip() in ('', '-1')
+        return None if hidden else f'CUDA_VISIBLE_DEVICES={visible}'
+    return 'nvidia-smi is on the PATH' if shutil.which('nvidia-smi') else None
 
 
 def choose_device():
-    """``cuda:0`` if PyTorch can use a GPU, else the CPU.
-
-    Returns ``(device, warning)``; ``warning`` is one line saying that
-    this process was given a GPU that PyTorch cannot use, or None.
-    """
+    """``(device, warning)``: ``cuda:0`` if PyTorch can use a GPU, else
+    the CPU with one line saying so if this process was given a GPU."""
     if torch.cuda.is_available():
         return torch.device('cuda:0'), None
     reason = given_gpu()
-    warning = None
-    if reason:
-        warning = (f'warning: {reason}, but PyTorch cannot use CUDA '
-                   f'({cuda_problem()}); training on the CPU instead')
-    return torch.device('cpu'), warning
+    return torch.device('cpu'), reason and (
+        f'warning: {reason}, but PyTorch cannot use CUDA '
+        f'({cuda_problem()}); training on the CPU instead')
 
 
 def describe_device(device, args):
@@ -228,9 +181,8 @@ def _checked(kind, test, requirement):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(
-                f'must be {requirement}, got {text!r}') from None
-        if not test(value):
+            value = None
+        if value is None or not test(value):
             raise argparse.ArgumentTypeError(
                 f'must be {requirement}, got {text!r}')
         return value
@@ -246,10 +198,9 @@ def make_parser(description):
     p.add_argument('--momentum', default=0.9,
                    type=_checked(float, lambda v: 0 <= v < 1,
                                  'a number in [0, 1)'))
-    p.add_argument('--batch_size', default=128,
-                   type=_checked(int, lambda v: v >= 1, 'an integer >= 1'))
-    p.add_argument('--max_epochs', default=10,
-                   type=_checked(int, lambda v: v >= 1, 'an integer >= 1'))
+    at_least_1 = _checked(int, lambda v: v >= 1, 'an integer >= 1')
+    p.add_argument('--batch_size', default=128, type=at_least_1)
+    p.add_argument('--max_epochs', default=10, type=at_least_1)
     p.add_argument('--model', default='lenet', choices=sorted(MODELS))
     p.add_argument('--image_size', default=28,
                    type=_checked(int, lambda v: v >= 28, 'an integer >= 28'))
@@ -274,13 +225,9 @@ def parse_args(description):
 
 @torch.no_grad()
 def error_rate(model, images, labels, image_size, device, batch_size=None):
-    """Fraction of misclassified images; non-finite outputs count as wrong.
-
-    A diverged network (NaN weights) therefore gets error 1.0, which is the
-    truth about it, instead of whatever ``argmax`` makes of NaNs. The count
-    stays on the device until the end: one synchronisation per call.
-    ``batch_size`` defaults to ``VAL_BATCH`` of the device's type.
-    """
+    """Fraction of misclassified images; non-finite outputs count as
+    wrong, so a diverged network gets 1.0. One synchronisation per call;
+    ``batch_size`` defaults to ``VAL_BATCH`` of the device's type."""
     device = torch.device(device)
     batch_size = batch_size or VAL_BATCH.get(device.type, 1000)
     model.eval()
@@ -294,25 +241,17 @@ def error_rate(model, images, labels, image_size, device, batch_size=None):
 
 
 def exit_now():
-    """End the process at once, skipping the interpreter's teardown.
-
-    A process that has imported PyTorch takes 0.6 to 1 s to shut down on
-    the chapter's CPU machines (measured by ``benchmarks/throughput.py``),
-    time in which a tuning worker would sit idle. Everything a trial
-    reports has been written and flushed by then.
-    """
+    """End the process at once: with PyTorch imported, the interpreter's
+    teardown takes 0.6 to 1 s (``benchmarks/throughput.py``), in which a
+    worker would sit idle. Everything reported is flushed by then."""
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
 
 
 def process_start_time():
-    """When this process started (seconds since the epoch).
-
-    On Linux from the kernel's start tick (10 ms resolution);
-    ``psutil.Process().create_time()`` adds the boot time, which the
-    kernel gives in whole seconds, and can be up to a second off.
-    """
+    """When this process started (seconds since the epoch), from the
+    kernel's start tick (10 ms; psutil's can be a second off)."""
     try:
         with open('/proc/self/stat') as f:
             ticks = int(f.read().rsplit(')', 1)[1].split()[19])
@@ -337,14 +276,10 @@ def read_startup(text):
 
 
 def startup_breakdown(started, entered, loaded, built):
-    """Seconds of a trial's start-up, by phase, from four time stamps.
-
-    ``started``: the process started; ``TORCH_IMPORTED``: this module,
-    and PyTorch with it, was imported (the scripts import it first);
-    ``entered``: ``train`` was called, after the script imported Syne
-    Tune; ``loaded``: the data is in memory; ``built``: the model is ready.
-    ``cpu``: CPU seconds the process used up to now.
-    """
+    """Seconds of a trial's start-up by phase: the process ``started``,
+    this module and PyTorch were imported, ``train`` was ``entered``
+    (after Syne Tune's import), the data ``loaded``, the model ``built``;
+    ``cpu``: CPU seconds used so far."""
     return {'python_and_torch': TORCH_IMPORTED - started,
             'syne_tune': entered - TORCH_IMPORTED,
             'data': loaded - entered, 'model': built - loaded,
@@ -354,18 +289,12 @@ def startup_breakdown(started, entered, loaded, built):
 def train(args):
     """Train as ``args`` say; after every epoch yield ``(epoch, metrics)``.
 
-    ``epoch`` counts from 1. ``metrics`` holds ``validation_error``,
-    ``elapsed_time`` (seconds since the process started, start-up
-    included) and ``cpu_time`` (CPU seconds this process used so far,
-    which other load on the machine does not inflate); after the last
-    epoch also ``test_error``. If the loss becomes non-finite, training
-    stops: that epoch is the last one yielded, with the error the broken
-    network really has. Before training, prints one line with the
-    start-up breakdown (``STARTUP_TAG`` and JSON).
-
-    If the GPU runs out of memory, the trial fails: the memory PyTorch
-    caches is released at once, and ``SystemExit`` ends the trial with one
-    line saying why.
+    ``epoch`` counts from 1; ``metrics``: ``validation_error``,
+    ``elapsed_time`` (since the process started), ``cpu_time`` (CPU
+    seconds so far) and, after the last epoch, ``test_error``. A
+    non-finite loss ends training after that epoch. Prints the start-up
+    breakdown first (``STARTUP_TAG`` and JSON). Out of GPU memory, the
+    cached memory is released and ``SystemExit`` says why in one line.
     """
     try:
         yield from _train(args)
@@ -386,9 +315,8 @@ OUT_OF_MEMORY_HINT = ('smaller batch sizes or fewer trials per GPU '
 
 
 def out_of_memory(error):
-    """Is ``error`` the GPU running out of memory? PyTorch's allocator
-    raises ``torch.OutOfMemoryError``; CUDA itself (creating a context)
-    and cuBLAS (its workspace) raise plain errors that say so."""
+    """Is ``error`` the GPU out of memory (PyTorch's allocator, or CUDA
+    and cuBLAS with plain errors that say so)?"""
     text = str(error)
     return (isinstance(error, torch.OutOfMemoryError)
             or 'out of memory' in text or 'ALLOC_FAILED' in text)
@@ -458,8 +386,7 @@ def _epochs(model, args, train_set, val_set, test_set, device, start):
             optimizer.step()
         metrics = {'validation_error': error_rate(model, *val_set,
                                                   args.image_size, device)}
-        last = diverged or epoch == args.max_epochs
-        if last:
+        if diverged or epoch == args.max_epochs:
             metrics['test_error'] = error_rate(model, *test_set,
                                                args.image_size, device)
         metrics['elapsed_time'] = time.time() - start

@@ -17,13 +17,13 @@ STATUSES = ('completed', 'stopped', 'diverged', 'cut off', 'failed')
 
 def ended_as(epochs, max_epochs, stopped=False, diverged=False,
              failed=False):
-    """How a trial ended, one of ``STATUSES``, from what is known of it.
+    """How a trial ended, one of ``STATUSES``; every table of trials
+    (real, simulated, Ray's) uses it.
 
-    ``failed``: its process ended without finishing; ``completed``: it
-    trained ``max_epochs`` epochs; ``diverged``: it stopped itself after
-    a non-finite loss; ``stopped``: the scheduler stopped it early; ``cut
-    off``: none of these, so it was still running when the experiment's
-    time was up. Every table of trials (real, simulated, Ray's) uses it.
+    ``failed``: its process ended without finishing (see its std.err);
+    ``completed``: it trained ``max_epochs`` epochs; ``diverged``: it
+    stopped itself after a non-finite loss; ``stopped``: the scheduler
+    stopped it early; ``cut off``: still running when time was up.
     """
     if failed:
         return 'failed'
@@ -39,22 +39,13 @@ def _mtime(path):
 
 
 def trial_table(exp):
-    """One row per trial of a finished experiment, on true wall-clock time.
+    """One row per trial of a finished experiment (the module's columns,
+    the configuration and ``log``, its std.err).
 
-    Times are seconds since the tuner started. They come from the worker
-    side, not from the tuner's polling: a trial *starts* when LocalBackend
-    launched its process (the moment it wrote the trial's ``config.json``)
-    and *ends* at its last report if it ran to the end, or when the tuner
-    killed it (the ``stop`` file LocalBackend writes). Columns: ``start``,
-    ``end``, ``epochs`` (the last epoch reported), ``validation_error`` and
-    ``test_error`` (of the last report), ``best_error`` (over its reports)
-    and ``status``, one of
-
-    * ``completed``: trained for ``max_epochs`` epochs;
-    * ``stopped``: stopped early by the scheduler (at a rung level);
-    * ``diverged``: the script stopped itself after a non-finite loss;
-    * ``cut off``: still running when the experiment's time was up;
-    * ``failed``: the process ended without finishing (see its std.err).
+    Times are seconds since the tuner started, from the worker side: a
+    trial *starts* when LocalBackend wrote its ``config.json`` and
+    launched it, and *ends* at its last report if it ended by itself, or
+    when the tuner killed it (LocalBackend's ``stop`` file).
     """
     t0 = exp.metadata['st_tuner_start_timestamp']
     trial_dirs = [p for p in Path(exp.path).iterdir() if p.name.isdigit()]
@@ -111,13 +102,9 @@ def report_times(exp):
 
 
 def assign_workers(trials, n_workers):
-    """Give each trial a worker: the one that has been free the longest.
-
-    LocalBackend does not record which worker ran a trial when there are no
-    GPUs, but at most ``n_workers`` trials run at once, so handing each new
-    trial to a worker that is free at its start reconstructs a valid
-    assignment.
-    """
+    """Give each trial the worker free the longest at its start: a valid
+    assignment, as at most ``n_workers`` trials run at once (LocalBackend
+    records none)."""
     free_at = [0.0] * n_workers
     workers = {}
     for trial_id, row in trials.sort_values('start').iterrows():
@@ -145,10 +132,8 @@ def idle_gaps(trials, workers):
 
 
 def failed_trials(trials, n_lines=5):
-    """Print where the log of every failed trial is, and its last lines.
-
-    The log's path is shown relative to the experiments folder.
-    """
+    """Print where the log of every failed trial is (relative to the
+    experiments folder), and its last lines."""
     failed = trials[trials['status'] == 'failed']
     if not len(failed):
         print('no trial failed')
@@ -162,12 +147,9 @@ def failed_trials(trials, n_lines=5):
 
 
 def scheduler_rung_levels(scheduler):
-    """The rung levels of an ``ASHA`` scheduler's first bracket, ascending.
-
-    Read from the scheduler itself. Syne Tune also keeps a rung at
-    ``max_t``; a trial reaching ``max_t`` is stopped because it is done,
-    so that one is left out.
-    """
+    """The rung levels of an ``ASHA`` scheduler's first bracket, read
+    from it, ascending; without its rung at ``max_t`` (where trials are
+    done)."""
     return sorted(r for r, _ in scheduler.brackets[0].rungs
                   if r < scheduler.max_t)
 
@@ -180,11 +162,8 @@ def rung_occupancy(trials, levels, max_epochs):
 
 
 def epochs_after_stop(exp, trials):
-    """Epochs each stopped trial reported after the report that stopped it.
-
-    The epochs reported come from the trial's own standard output, the
-    report at which the scheduler said STOP from the results table.
-    """
+    """Epochs each stopped trial reported (its own std.out) after the
+    report at which the scheduler said STOP (the results table)."""
     from syne_tune.report import retrieve
     df = exp.results
     extra = {}
@@ -198,12 +177,8 @@ def epochs_after_stop(exp, trials):
 
 
 def startup_times(exp):
-    """Each trial's start-up in seconds, by phase, from its own output.
-
-    The training scripts print one line with the tag
-    ``hpo.training.STARTUP_TAG`` before training; columns:
-    ``python_and_torch``, ``syne_tune``, ``data``, ``model``, ``total``.
-    """
+    """Each trial's start-up in seconds, by phase, from the line its
+    script printed (``hpo.training.read_startup``)."""
     from hpo.training import read_startup
     rows = {}
     for trial_dir in Path(exp.path).iterdir():

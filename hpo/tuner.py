@@ -29,14 +29,10 @@ def hide_asha_warning():
 
 def run_experiment(scheduler, script, seconds, setup, folder=None,
                    **stop):
-    """One tuning experiment as the sections run it; returns it, loaded.
-
-    ``LocalBackend`` on ``script`` (in the repository's root) with the
-    set-up's GPUs, workers, CPU threads and polling, stopped after
-    ``seconds`` or as ``stop`` (more ``StoppingCriterion`` arguments)
-    says, inside :func:`tuning`. Experiments go to ``folder`` (default:
-    Syne Tune's).
-    """
+    """One experiment as the sections run it (``LocalBackend`` on
+    ``script``, the set-up's GPUs, workers, threads and polling), stopped
+    after ``seconds`` or as ``stop`` (``StoppingCriterion`` arguments)
+    says, in ``folder`` (default: Syne Tune's); returns it, loaded."""
     from syne_tune import StoppingCriterion, Tuner
     from syne_tune.backend import LocalBackend
     from syne_tune.experiments import load_experiment
@@ -71,12 +67,10 @@ def search_space():
 
 
 def plain_logger():
-    """Syne Tune's ``TunerLogger`` cut to a few lines, without colour and
-    emoji: a two-line header (the experiment's name, no path; scheduler,
-    workers, backend), no line per started or completed trial (failures
-    are still reported), a one-line status, and a last line naming the
-    experiment's folder without its path. Inside :func:`tuning` the
-    summary is one line too."""
+    """Syne Tune's ``TunerLogger`` in a few lines, without colour, emoji
+    or paths: no line per started or completed trial (failures are still
+    reported), a one-line status; inside :func:`tuning`, one-line summary.
+    """
     from syne_tune.tuner_logger import TunerLogger
 
     class PlainTunerLogger(TunerLogger):
@@ -122,14 +116,13 @@ def tuning():
     """Around ``tuner.run()``: SIGTERM stops the trials, as Ctrl+C does,
     and the summary at the end is one line instead of a table.
 
-    Syne Tune stops its trials when an exception such as Ctrl+C's
-    ``KeyboardInterrupt`` leaves ``Tuner.run``; SIGTERM would leave them
-    running. Inside the block (in the main thread, unless SIGTERM is
-    ignored) the first SIGTERM raises ``KeyboardInterrupt``, later ones
-    are ignored, and once the trials are stopped SIGTERM is sent again.
-    Syne Tune 0.16 prints its summary with the module function
-    ``syne_tune.tuner.print_best_metric_found``, which no logger or
-    callback can replace, so the block replaces it until it ends.
+    Syne Tune stops its trials when an exception (Ctrl+C's
+    ``KeyboardInterrupt``) leaves ``Tuner.run``, not on SIGTERM. Inside
+    the block (main thread, SIGTERM not ignored) the first SIGTERM raises
+    ``KeyboardInterrupt``, later ones are ignored, and SIGTERM is sent
+    again at the end. Syne Tune 0.16 prints its summary with the module
+    function ``syne_tune.tuner.print_best_metric_found``, which no logger
+    or callback can replace, so the block replaces it until it ends.
     """
     from syne_tune import tuner
     _count_gpus_elsewhere()

@@ -103,7 +103,7 @@ def test_sgd_matches_torch_optim():
     torch.manual_seed(0)
     models = [hpo.training.build_model('lenet', 28, 'cpu') for _ in '12']
     models[1].load_state_dict(models[0].state_dict())
-    before = models[0].net[0].weight.detach().clone()
+    before = models[0][0].weight.detach().clone()
     ours = hpo.training.SGD(models[0].parameters(), 0.05, 0.9)
     theirs = torch.optim.SGD(models[1].parameters(), lr=0.05, momentum=0.9)
     (x, y), _, _ = hpo.data.load_data(n_train=256)
@@ -116,7 +116,7 @@ def test_sgd_matches_torch_optim():
             opt.step()
     for a, b in zip(models[0].parameters(), models[1].parameters()):
         assert torch.allclose(a, b, atol=1e-6)
-    assert not torch.allclose(models[0].net[0].weight, before)  # it moved
+    assert not torch.allclose(models[0][0].weight, before)  # it moved
 
 
 @pytest.mark.parametrize('error,reason', [
