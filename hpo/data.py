@@ -1,11 +1,6 @@
-"""Fashion-MNIST for the training scripts, held in memory.
-
-Prepared once as ``uint8`` tensors in one file, from the first source
-found: the prepared file, the Debian package ``dataset-fashion-mnist``, or
-torchvision's download. The 60,000 training images are split, always the
-same way, into 50,000 for training and 10,000 for validation; the test
-images only give an extra ``test_error`` at the end of a run.
-"""
+"""Fashion-MNIST as ``uint8`` tensors in memory, prepared once from the
+prepared file, Debian's ``dataset-fashion-mnist`` or torchvision; a
+fixed split of the training images into 50,000 and 10,000 (validation)."""
 import fcntl
 import gzip
 import os
@@ -95,13 +90,9 @@ def _read_prepared(path):
 
 
 def prepare_data(directory=None, verbose=True, replace_corrupt=False):
-    """Make sure the prepared data file exists and return its path.
-
-    Safe from many processes at once: a file lock serialises the work and
-    the file appears atomically. With ``replace_corrupt``, a file that
-    cannot be read is prepared again (unless another process repaired it
-    meanwhile).
-    """
+    """The prepared data file's path, made if needed; safe from many
+    processes (a file lock, an atomic rename). ``replace_corrupt``: prepare
+    a file that cannot be read again, unless another process repaired it."""
     directory = Path(directory or data_dir())
     target = directory / DATA_FILE
     if target.exists() and not replace_corrupt:
@@ -145,12 +136,9 @@ def _prepare_from_sources(directory, target, reasons, verbose):
 
 
 def load_data(image_size=28, n_train=None):
-    """``(train, val, test)`` as ``(images, labels)`` pairs; images are
-    ``uint8``, ``(n, 1, 28, 28)``, resized per batch on the device
-    (``hpo.training.to_input``). ``n_train`` keeps the first training
-    images only. A prepared file that cannot be read is prepared again,
-    with one line on standard error saying so.
-    """
+    """``(train, val, test)`` as ``(images, labels)``, images ``uint8`` of
+    shape ``(n, 1, 28, 28)``; ``n_train``: the first training images only.
+    A file that cannot be read is prepared again, with one line on stderr."""
     path = prepare_data(verbose=False)
     try:
         data = _read_prepared(path)

@@ -1,9 +1,5 @@
-"""The experiment's size on this machine.
-
-``detect_hardware``: the GPUs and cores trials may use (the one GPU count,
-for ``LocalBackend`` and the Ray nodes alike); ``SETUPS``: one row per
-kind of machine; ``choose_setup`` picks the row, sized to the hardware.
-"""
+"""The experiment's size on this machine: the GPUs and cores
+(``detect_hardware``, the one GPU count) and ``SETUPS``, one per kind."""
 import os
 import subprocess
 from dataclasses import dataclass, replace
@@ -54,14 +50,10 @@ def _torch_problem(n_gpus):
 
 
 def detect_hardware(mode=None):
-    """The GPUs and cores for trials: the one GPU count of the chapter.
-
-    GPUs: those ``nvidia-smi`` lists, limited to ``CUDA_VISIBLE_DEVICES``
-    when that holds indices. ``mode`` (default ``$HPO_SETUP``, else
-    ``'auto'``): ``'auto'`` drops GPUs PyTorch cannot use (``problem``
-    says why); ``'gpu'`` keeps them (the tests' fake ``nvidia-smi``: the
-    trials then train on the CPU); ``'cpu'`` uses none.
-    """
+    """The GPUs (``nvidia-smi``'s, limited to ``CUDA_VISIBLE_DEVICES``'s
+    indices) and cores for trials. ``mode`` (``$HPO_SETUP``): ``'auto'``
+    drops GPUs PyTorch cannot use (``problem`` says why), ``'gpu'`` keeps
+    them (a fake ``nvidia-smi`` in the tests), ``'cpu'`` uses none."""
     mode = mode or os.environ.get(SETUP_VARIABLE) or 'auto'
     if mode not in ('auto', 'gpu', 'cpu'):
         raise ValueError(f'{SETUP_VARIABLE} must be "auto", "gpu" or '
@@ -156,13 +148,9 @@ def workers_for(hardware):
 
 
 def choose_setup(budget=None, n_gpus=None, cores=None):
-    """The experiment's size on this machine, from ``SETUPS``.
-
-    ``budget`` (default ``$HPO_BUDGET``, else ``'full'``): ``'test'``
-    keeps the workers, shrinks the trials. ``n_gpus`` and ``cores``
-    replace what ``detect_hardware`` finds. Prints one line if GPUs were
-    found that PyTorch cannot use.
-    """
+    """The ``SETUPS`` row for this machine, sized to it; ``budget``
+    (``$HPO_BUDGET``) ``'test'`` shrinks the trials. ``n_gpus`` and ``cores``
+    replace what ``detect_hardware`` finds, which may print one line."""
     budget = budget or os.environ.get(BUDGET_VARIABLE, 'full')
     if budget not in ('full', 'test'):
         raise ValueError(f'{BUDGET_VARIABLE} must be "full" or "test", '

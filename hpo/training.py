@@ -1,13 +1,7 @@
-"""What both training scripts share: models, arguments, training.
+"""What both training scripts share: networks, arguments, training loop.
 
-The scripts differ only in *when* they report to Syne Tune. Here: two
-d2l-style CNNs (AlexNet for GPUs, LeNet for CPUs), arguments checked by
-name, and the loop (minibatch SGD with momentum) that yields the
-validation error after every epoch. On a GPU only: the data kept there as
-``uint8`` and resized batch by batch, cuDNN autotuning, larger validation
-batches, and ``--channels_last`` and ``--bf16``, off unless asked for
-(``benchmarks/gpu.py`` measures them).
-"""
+On a GPU only: the data kept there as ``uint8``, cuDNN autotuning, larger
+validation batches, ``--channels_last``/``--bf16`` (``benchmarks/gpu.py``)."""
 import argparse
 import json
 import math
@@ -141,10 +135,9 @@ def cuda_problem():
 
 
 def given_gpu():
-    """Why this process was meant to have a GPU, or None: the GPU(s)
-    ``LocalBackend`` set in ``CUDA_VISIBLE_DEVICES`` (empty or ``-1``:
-    hidden on purpose), else, as it sets nothing for one GPU,
-    ``nvidia-smi`` on the ``PATH``."""
+    """Why this process was given a GPU, or None: ``CUDA_VISIBLE_DEVICES``
+    (empty or ``-1``: none), else ``nvidia-smi`` (one GPU: LocalBackend
+    sets nothing)."""
     visible = os.environ.get('CUDA_VISIBLE_DEVICES')
     if visible is not None:
         hidden = visible.strip() in ('', '-1')
@@ -287,15 +280,12 @@ def startup_breakdown(started, entered, loaded, built):
 
 
 def train(args):
-    """Train as ``args`` say; after every epoch yield ``(epoch, metrics)``.
+    """Train as ``args`` say; yield ``(epoch, metrics)`` after every epoch.
 
-    ``epoch`` counts from 1; ``metrics``: ``validation_error``,
-    ``elapsed_time`` (since the process started), ``cpu_time`` (CPU
-    seconds so far) and, after the last epoch, ``test_error``. A
-    non-finite loss ends training after that epoch. Prints the start-up
-    breakdown first (``STARTUP_TAG`` and JSON). Out of GPU memory, the
-    cached memory is released and ``SystemExit`` says why in one line.
-    """
+    ``metrics``: ``validation_error``, ``elapsed_time`` (since the process
+    started), ``cpu_time``; ``test_error`` after the last epoch, also after
+    a non-finite loss, which ends training. Prints the start-up line first.
+    Out of GPU memory: memory released, ``SystemExit`` with one line."""
     try:
         yield from _train(args)
     except RuntimeError as e:

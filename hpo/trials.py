@@ -1,10 +1,6 @@
-"""What happened to each trial of a tuning run, on true wall-clock time.
-
-One row per trial with the columns ``start``, ``end`` (seconds since the
-tuner started), ``epochs``, ``validation_error``, ``test_error``,
-``best_error`` and ``status``, one of ``STATUSES``; then what follows
-from such a table: busy fraction, gaps between trials, workers.
-"""
+"""What happened to each trial of a run, on true wall-clock time: one row
+per trial (``start``, ``end``, ``epochs``, errors, ``status``), and what
+follows from such a table: busy fraction, gaps between trials, workers."""
 import json
 from pathlib import Path
 
@@ -17,14 +13,10 @@ STATUSES = ('completed', 'stopped', 'diverged', 'cut off', 'failed')
 
 def ended_as(epochs, max_epochs, stopped=False, diverged=False,
              failed=False):
-    """How a trial ended, one of ``STATUSES``; every table of trials
-    (real, simulated, Ray's) uses it.
-
-    ``failed``: its process ended without finishing (see its std.err);
-    ``completed``: it trained ``max_epochs`` epochs; ``diverged``: it
-    stopped itself after a non-finite loss; ``stopped``: the scheduler
-    stopped it early; ``cut off``: still running when time was up.
-    """
+    """How a trial ended, one of ``STATUSES``, in every table of trials:
+    ``failed`` (its process ended unfinished), ``completed`` (``max_epochs``
+    trained), ``diverged`` (a non-finite loss stopped it), ``stopped`` (by
+    the scheduler), else ``cut off`` (running when time was up)."""
     if failed:
         return 'failed'
     if epochs >= max_epochs:
@@ -39,14 +31,10 @@ def _mtime(path):
 
 
 def trial_table(exp):
-    """One row per trial of a finished experiment (the module's columns,
-    the configuration and ``log``, its std.err).
-
-    Times are seconds since the tuner started, from the worker side: a
-    trial *starts* when LocalBackend wrote its ``config.json`` and
-    launched it, and *ends* at its last report if it ended by itself, or
-    when the tuner killed it (LocalBackend's ``stop`` file).
-    """
+    """One row per trial of a finished experiment, with its configuration and
+    ``log`` (std.err). Seconds since the tuner started, worker-side: a trial
+    starts when LocalBackend wrote its ``config.json``, ends at its last
+    report or when the tuner killed it (LocalBackend's ``stop`` file)."""
     t0 = exp.metadata['st_tuner_start_timestamp']
     trial_dirs = [p for p in Path(exp.path).iterdir() if p.name.isdigit()]
     df = exp.results  # None if no trial has reported yet

@@ -1,8 +1,5 @@
-"""The chapter's tuning runs: the search space, and how a tuner runs.
-
-The notebooks build their tuners in visible cells; ``run_experiment``
-builds the same one for the benchmarks and the tests.
-"""
+"""The chapter's tuning runs: the search space, the tuner's log, the
+block around ``tuner.run()``, and the experiment the benchmarks run."""
 import contextlib
 import io
 import logging
@@ -79,17 +76,14 @@ def plain_logger():
             print(f'experiment {name}\n{scheduler_name} with {n_workers} '
                   f'workers ({backend_name})')
 
-        def print_trial_started(self, trial_id, config):
-            pass
-
-        def print_trial_completed(self, trial_id):
-            pass
-
         def print_tuning_status(self, tuning_status):
             print(_status_line(tuning_status))
 
-        def print_tuning_complete(self):
-            pass  # the summary line that follows says it
+        def _quiet(self, *args):
+            pass  # the trial table, or the summary line, says it
+
+        print_trial_started = print_trial_completed = _quiet
+        print_tuning_complete = _quiet
 
         def print_tuning_finished(self, results_path):
             print(f'Tuning finished; results in {Path(results_path).name}/')
@@ -113,17 +107,11 @@ def _count_gpus_elsewhere():
 
 @contextlib.contextmanager
 def tuning():
-    """Around ``tuner.run()``: SIGTERM stops the trials, as Ctrl+C does,
-    and the summary at the end is one line instead of a table.
-
-    Syne Tune stops its trials when an exception (Ctrl+C's
-    ``KeyboardInterrupt``) leaves ``Tuner.run``, not on SIGTERM. Inside
-    the block (main thread, SIGTERM not ignored) the first SIGTERM raises
-    ``KeyboardInterrupt``, later ones are ignored, and SIGTERM is sent
-    again at the end. Syne Tune 0.16 prints its summary with the module
-    function ``syne_tune.tuner.print_best_metric_found``, which no logger
-    or callback can replace, so the block replaces it until it ends.
-    """
+    """Around ``tuner.run()``: SIGTERM stops the trials, as Ctrl+C does
+    (the first one raises ``KeyboardInterrupt``, in the main thread, and is
+    sent again at the end), and the summary is one line: Syne Tune 0.16
+    prints it with ``syne_tune.tuner.print_best_metric_found``, which no
+    logger or callback can replace, so the block replaces it until it ends."""
     from syne_tune import tuner
     _count_gpus_elsewhere()
     library_version = tuner.print_best_metric_found
