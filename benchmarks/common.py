@@ -24,13 +24,15 @@ ORDER = ('throughput', 'tuner', 'sections', 'simulation', 'book',
 def machine():
     """The machine, as results name it: CPU, cores, memory, GPUs."""
     import torch
+    import hpo.setups
+    hardware = hpo.setups.detect_hardware('auto')
     info = Path('/proc/cpuinfo')
     names = re.findall(r'^model name\s*: (.*)$', info.read_text(), re.M) \
         if info.exists() else []
     cpu = names[0].strip() if names else platform.processor() or 'a CPU'
     mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
-    return (f'{cpu}, {os.cpu_count()} cores, {mem:.0f} GiB, '
-            f'{torch.cuda.device_count()} GPU(s); Python '
+    return (f'{cpu}, {hardware.cores} cores, {mem:.0f} GiB, '
+            f'{len(hardware.gpus)} GPU(s); Python '
             f'{platform.python_version()}, torch {torch.__version__}')
 
 

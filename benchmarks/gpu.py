@@ -203,11 +203,11 @@ def projection_rows(plan, runs, names, slowdown):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--epochs', type=int, default=3,
-                   help='epochs per script run (timed: all but the first)')
-    p.add_argument('--results', type=Path, default=common.RESULTS)
     p.add_argument('--cpu-check', action='store_true',
                    help='the code on the CPU, LeNet, tiny; writes nothing')
+    p.add_argument('--results', type=Path, default=common.RESULTS)
+    p.add_argument('--epochs', type=int, default=3,
+                   help='epochs per script run (timed: all but the first)')
     args = p.parse_args(argv)
     if args.epochs < 2:
         p.error('--epochs must be at least 2 (the first is not timed)')
@@ -233,7 +233,6 @@ def main(argv=None):
         else f': no usable GPU on this machine ({reason}), so no GPU number '
         'in this file is a measurement.'))
     common.write('gpu', 'GPU set-up', intro, rows, args.results)
-    print(f'wrote the GPU block of {args.results}')
     return rows
 
 

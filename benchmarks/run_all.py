@@ -228,7 +228,6 @@ def main(argv=None):
                      f'benchmarks.run_all{flags}` in '
                      f'{(time.monotonic() - started) / 60:.0f} minutes.',
                      rows, args.results)
-    print(f'[run_all] wrote {args.results}')
 
 
 if __name__ == '__main__':
