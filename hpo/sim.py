@@ -1,12 +1,10 @@
 """Replay recorded learning curves: the chapter's runs, many times over.
 
-A table made by ``hpo.record_curves`` holds, per configuration and epoch,
-the validation error and the CPU seconds its trial's process had used.
-:func:`simulate` runs a real Syne Tune scheduler against it with
-``UserBlackboxBackend``: a trial "trains" by looking up its next row, and
-simulated time jumps to the moment that row was reported. Runs draw the
-recorded configurations with replacement, so they vary by their draws,
-not by training noise. The statistics over runs are in ``hpo.stats``.
+:func:`simulate` runs a real Syne Tune scheduler on a table made by
+``hpo.record_curves`` (per configuration and epoch: validation error,
+CPU seconds used): a trial "trains" by looking up its next row, and the
+clock jumps to when that row was reported. Runs draw the recorded
+configurations with replacement, so they vary by their draws only.
 """
 import contextlib
 import hashlib
@@ -37,7 +35,6 @@ COLUMNS = ['config_id', *HYPERPARAMETERS, 'epoch', 'validation_error',
            'elapsed_time', 'cpu_time', 'startup_time', 'startup_cpu_time',
            'test_error']
 METHODS = ('random search', 'ASHA', 'Hyperband', 'synchronous SH')
-REPORTS_ONCE = ('random search',)  # its script reports at the end only
 # Part of the key of every cached simulation: raise it when a change of
 # this module or of hpo.stats changes what a cached table holds.
 SIM_VERSION = 3
@@ -68,21 +65,19 @@ def curves_for(setup):
 def _check_table(df, path):
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f'{path}: missing column(s) {missing}; expected '
-                         f'{COLUMNS}')
+        raise ValueError(f'{path}: missing column(s) {missing}')
     required = [c for c in COLUMNS if c != 'test_error']
-    bad = df[required].isna().any(axis=1)
-    if df.empty or bad.any():
-        raise ValueError(f'{path}: no rows, or empty values in required '
-                         f'columns on {int(bad.sum())} row(s)')
-    if (df['epoch'] != df['epoch'].round()).any() or \
-            (df['epoch'] < 1).any():
-        raise ValueError(f'{path}: epochs must be whole numbers >= 1')
-    if not df['validation_error'].between(0, 1).all():
-        raise ValueError(f'{path}: validation_error must lie in [0, 1]')
-    if (df[['elapsed_time', 'cpu_time']] <= 0).any(axis=None):
-        raise ValueError(f'{path}: elapsed_time and cpu_time must be '
-                         'positive')
+    for bad, problem in [
+            (df.empty or df[required].isna().any(axis=None),
+             'no rows, or empty values in required columns'),
+            (((df['epoch'] % 1 != 0) | (df['epoch'] < 1)).any(),
+             'epochs must be whole numbers >= 1'),
+            (not df['validation_error'].between(0, 1).all(),
+             'validation_error must lie in [0, 1]'),
+            ((df[['elapsed_time', 'cpu_time']] <= 0).any(axis=None),
+             'elapsed_time and cpu_time must be positive')]:
+        if bad:
+            raise ValueError(f'{path}: {problem}')
 
 
 def check_curve(curve, where, max_epochs):
@@ -103,10 +98,8 @@ def check_curve(curve, where, max_epochs):
     if epochs[-1] < max_epochs and not (
             final['validation_error'] == 1.0 and pd.notna(
                 final['test_error'])):
-        raise ValueError(
-            f'{where}: epochs stop at {epochs[-1]} < {max_epochs}, but the '
-            'last row is not a divergence (validation_error 1.0 with '
-            'a test_error); was the recording cut short?')
+        raise ValueError(f'{where}: epochs stop at {epochs[-1]} < '
+                         f'{max_epochs}, and not a divergence')
 
 
 def _pad(curve, max_epochs):
@@ -120,12 +113,9 @@ def _pad(curve, max_epochs):
 
 
 def load_curves(path=CURVES):
-    """Read a table of learning curves, check it, pad diverged curves.
-
-    One row per configuration and epoch, sorted, with the file's columns
-    plus ``diverged`` and ``padded`` (a row added by :func:`_pad`).
-    Raises ``ValueError`` naming the problem if the table is malformed.
-    """
+    """The checked table of learning curves at ``path``, one row per
+    configuration and epoch, with ``diverged`` and ``padded`` (a row
+    added by :func:`_pad`); ``ValueError`` names what is malformed."""
     df = pd.read_csv(path, comment='#')
     _check_table(df, path)
     df['epoch'] = df['epoch'].astype(int)
@@ -179,14 +169,10 @@ def time_model(curves):
 
 
 def speed_factor(reports, trials, curves):
-    """How much longer this machine takes than the recording.
-
-    ``reports`` (``trial_id``, ``epoch``, ``time``) and ``trials``
-    (``start``, ``batch_size``, by trial id) come from a real run. The
-    seconds from each trial's start to its last report, summed, over what
-    :func:`time_model` predicts for the same epochs and batch sizes
-    (below 1: this machine is faster); :func:`scaled` applies it.
-    """
+    """How much longer this machine takes than the recording: the
+    seconds from each trial's start to its last report in a real run
+    (``reports``, ``trials``), summed, over what :func:`time_model`
+    predicts for them; :func:`scaled` applies it."""
     last = reports.sort_values('time').groupby('trial_id').last()
     joined = last[['epoch', 'time']].join(trials[['start', 'batch_size']])
     if not len(joined):
@@ -197,14 +183,10 @@ def speed_factor(reports, trials, curves):
 
 
 def make_blackbox(curves):
-    """A Syne Tune ``BlackboxTabular`` of the recorded curves.
-
-    Its one hyperparameter, ``config_id``, is a choice of the recorded
-    ids (sampling the three hyperparameters would make unrecorded ones);
-    its fidelity is ``epoch``, its objectives :data:`OBJECTIVES`. The
-    subclass looks rows up by ``config_id``, which ``BlackboxTabular``
-    fails to do for a single hyperparameter column.
-    """
+    """A Syne Tune ``BlackboxTabular`` of the recorded curves: its one
+    hyperparameter is ``config_id`` (only recorded configurations), its
+    fidelity ``epoch``. The subclass looks rows up by ``config_id``,
+    which ``BlackboxTabular`` fails to do for a single column."""
     from syne_tune.blackbox_repository.blackbox_tabular import (
         BlackboxTabular)
     from syne_tune.config_space import choice, randint
@@ -252,27 +234,22 @@ def rung_levels_formula(grace_period, reduction_factor, max_t):
 
 
 class Simulation(NamedTuple):
-    """What :func:`simulate` returns.
-
-    ``results``: the reports within the budget in time order, with
-    ``time`` (simulated seconds), ``final`` (a trial that ran all its
-    epochs) and ``best`` (best final error so far). ``trials``: one row
-    per trial started within the budget (``start``, ``end`` cut at the
-    budget, ``epochs``, ``best_error``, ``status``).
-    """
+    """What :func:`simulate` returns: the reports within the budget in
+    time order (``time``, ``final``: a trial's last epoch, ``best``: best
+    final error so far), the trials started within it, and synchronous
+    SH's jobs."""
     results: pd.DataFrame
     trials: pd.DataFrame
-    jobs: pd.DataFrame = None  # synchronous SH's jobs (see synchronous_sh)
-
-    @property
-    def n_trials(self):
-        return len(self.trials)
+    jobs: pd.DataFrame = None
 
 
-def _backend_class():
-    """``UserBlackboxBackend`` noting starts and ends, and deterministic:
-    Syne Tune adds the tuner's *real* time between calls to the simulated
-    clock; here only the simulator's own steps move it."""
+def _simulator_classes():
+    """Syne Tune's ``UserBlackboxBackend``, noting each trial's config,
+    start and end, and ``Tuner``, both deterministic and fast: Syne Tune
+    adds the tuner's *real* time to the simulated clock, and sleeps 0 s
+    for real at each step (a third of the time); here only simulated
+    steps move the clock, and the callbacks still hear of every sleep."""
+    from syne_tune import Tuner
     from syne_tune.blackbox_repository import UserBlackboxBackend
 
     class DeterministicBackend(UserBlackboxBackend):
@@ -296,21 +273,12 @@ def _backend_class():
             self.ended[trial_id] = time_event
             super()._process_complete_event(trial_id, time_event, status)
 
-    return DeterministicBackend
-
-
-def _tuner_class():
-    """Syne Tune's ``Tuner`` without its real ``time.sleep(0)`` per step
-    (a third of a simulation's time); the callbacks still hear of every
-    sleep, which is how the simulated clock advances."""
-    from syne_tune import Tuner
-
     class SimulatedTuner(Tuner):
         def _sleep(self):
             for callback in self.callbacks:
                 callback.on_tuning_sleep(self.sleep_time)
 
-    return SimulatedTuner
+    return DeterministicBackend, SimulatedTuner
 
 
 @contextlib.contextmanager
@@ -340,10 +308,9 @@ def sampled_configs(seed, n_configs, length=2000):
 
 
 def make_scheduler(method, config_space, seed, max_epochs, points,
-                   grace_period=1, reduction_factor=3, brackets=None):
+                   grace_period=1, reduction_factor=3):
     """The Syne Tune scheduler of an asynchronous method, trying
-    ``points`` first. Hyperband gets by default one bracket per rung
-    level, ``max_epochs`` included."""
+    ``points`` first; Hyperband has a bracket per rung level and r_max."""
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
     if method == 'random search':
         return RandomSearch(config_space, metrics=['validation_error'],
@@ -351,10 +318,9 @@ def make_scheduler(method, config_space, seed, max_epochs, points,
                             points_to_evaluate=points)
     if method not in ('ASHA', 'Hyperband'):
         raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
-    if brackets is None:
-        brackets = (len(rung_levels_formula(grace_period, reduction_factor,
-                                            max_epochs + 1))
-                    if method == 'Hyperband' else 1)
+    brackets = (len(rung_levels_formula(grace_period, reduction_factor,
+                                        max_epochs + 1))
+                if method == 'Hyperband' else 1)
     return ASHA(config_space, metric='validation_error', time_attr='epoch',
                 max_t=max_epochs, grace_period=grace_period,
                 reduction_factor=reduction_factor, brackets=brackets,
@@ -363,19 +329,13 @@ def make_scheduler(method, config_space, seed, max_epochs, points,
 
 
 def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
-             grace_period=1, reduction_factor=3, brackets=None,
-             sleep_time=0.5, stop_below=None):
-    """Simulate one tuning run of ``method`` on ``curves``.
-
-    ``curves`` come from :func:`load_curves` (or :func:`cut`,
-    :func:`with_startup`, :func:`scaled`); the run lasts
+             grace_period=1, reduction_factor=3, sleep_time=0.5,
+             stop_below=None):
+    """One tuning run of ``method`` on ``curves`` for
     ``max_wallclock_time`` simulated seconds, polling every
-    ``sleep_time``. With ``stop_below``, it also ends once a trial that
-    ran all its epochs has an error at or below that value.
-    """
+    ``sleep_time``; with ``stop_below``, it ends once a trial that ran
+    all its epochs has an error at or below that value."""
     if method == 'synchronous SH':
-        if brackets is not None:
-            raise ValueError('synchronous SH runs one bracket at a time')
         return synchronous_run(seed, curves, n_workers, max_wallclock_time,
                                grace_period, reduction_factor, sleep_time)
     from syne_tune import StoppingCriterion
@@ -384,7 +344,8 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
     blackbox = make_blackbox(curves)
     max_epochs = int(curves['epoch'].max())
     config_space = dict(blackbox.configuration_space, max_epochs=max_epochs)
-    backend = _backend_class()(
+    backend_class, tuner_class = _simulator_classes()
+    backend = backend_class(
         blackbox, elapsed_time_attr='cpu_time',
         max_resource_attr='max_epochs', tuner_sleep_time=sleep_time)
     callback = SimulatorCallback()
@@ -398,16 +359,21 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
         scheduler = make_scheduler(
             method, config_space, seed, max_epochs,
             sampled_configs(seed, len(config_space['config_id'])),
-            grace_period, reduction_factor, brackets)
-        _tuner_class()(
+            grace_period, reduction_factor)
+        tuner_class(
             trial_backend=backend, scheduler=scheduler,
             stop_criterion=stop, n_workers=n_workers, sleep_time=0,
             callbacks=[callback], save_tuner=False).run()
     configs = _configs(curves)
     results = _results(callback.dataframe(), configs, max_wallclock_time,
-                       max_epochs, once=method in REPORTS_ONCE)
-    return Simulation(results, _trials(results, backend, configs,
-                                       max_epochs, max_wallclock_time))
+                       max_epochs, once=method == 'random search')
+    trials = pd.DataFrame(dict(
+        config_id=pd.Series(backend.configs, dtype=int),
+        start=pd.Series(backend.started, dtype=float),
+        end=pd.Series(backend.ended, dtype=float))).fillna(np.inf)
+    return Simulation(results, _trial_table(
+        trials.astype({'config_id': int}), results, configs, max_epochs,
+        max_wallclock_time))
 
 
 def _configs(curves):
@@ -432,12 +398,12 @@ def _results(raw, configs, max_wallclock_time, max_epochs, once=False):
     if once:  # the epoch of a trial's last real report
         last = configs['diverged_at'].reindex(df['config_id']).to_numpy()
         df = df[df['epoch'].to_numpy() == last]
-    return _report_table(df[df['time'] <= max_wallclock_time], configs,
-                         max_epochs)
+    return _report_table(df, configs, max_epochs, max_wallclock_time)
 
 
-def _report_table(df, configs, max_epochs):
-    df = df.sort_values('time', kind='stable').reset_index(drop=True)
+def _report_table(df, configs, max_epochs, horizon):
+    df = df[df['time'] <= horizon].sort_values('time', kind='stable')
+    df = df.reset_index(drop=True)
     df = df.join(configs[HYPERPARAMETERS], on='config_id')
     df['final'] = df['epoch'] == max_epochs  # a trial that ran all epochs
     delivered = df['validation_error'].where(df['final'])
@@ -447,14 +413,17 @@ def _report_table(df, configs, max_epochs):
                'best']]
 
 
-def _trial_table(trials, results, configs, max_epochs, stopped):
-    """``trials`` (``config_id``, ``start``, ``end`` by trial id) with
-    ``epochs``, ``best_error``, ``status`` (:func:`hpo.trials.ended_as`;
-    ``stopped``: whether the scheduler stopped each) and the
-    hyperparameters. A padded epoch is past the divergence: the trial
-    diverged there."""
+def _trial_table(trials, results, configs, max_epochs, horizon):
+    """The trials (``config_id``, ``start``, ``end`` by id) that started
+    within ``horizon``, ended by it, with ``epochs``, ``best_error``,
+    ``status`` (a padded epoch is past a divergence) and the
+    hyperparameters."""
+    trials = trials[trials['start'] < horizon].assign(
+        end=trials['end'].clip(upper=horizon))
     by_trial = results.groupby('trial_id')
     epochs = by_trial['epoch'].max().reindex(trials.index, fill_value=0)
+    stopped = (by_trial['decision'].last().reindex(trials.index)
+               == 'STOP') & (trials['end'] < horizon)
     at = configs['diverged_at'].reindex(trials['config_id']).to_numpy()
     trials = trials.assign(
         epochs=epochs.astype(int),
@@ -463,22 +432,6 @@ def _trial_table(trials, results, configs, max_epochs, stopped):
                 for e, d, s in zip(epochs, at, stopped)])
     return trials.rename_axis('trial_id').join(configs[HYPERPARAMETERS],
                                                on='config_id')
-
-
-def _trials(results, backend, configs, max_epochs, horizon):
-    """The trial table of a run of :func:`simulate`; a trial launched at
-    the very end, never running within the budget, is left out."""
-    trials = pd.DataFrame(dict(
-        config_id=pd.Series(backend.configs, dtype=int),
-        start=pd.Series(backend.started, dtype=float),
-        end=pd.Series(backend.ended, dtype=float)))
-    trials = trials.fillna(np.inf).astype({'config_id': int})
-    trials = trials[trials['start'] < horizon]
-    trials['end'] = trials['end'].clip(upper=horizon)
-    last = results.groupby('trial_id')['decision'].last()
-    stopped = (last.reindex(trials.index) == 'STOP') \
-        & (trials['end'] < horizon)
-    return _trial_table(trials, results, configs, max_epochs, stopped)
 
 
 def synchronous_sh(elapsed, errors, n_workers, eta=3, poll=0.5, clock=0,
@@ -548,19 +501,15 @@ def synchronous_run(seed, curves, n_workers=2, max_wallclock_time=480,
 def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
     """Reports and trials of synchronous SH's ``jobs``, as
     :func:`simulate` returns them."""
-    rows = []
-    for job in jobs.itertuples():
-        i, before = job.config_id, job.from_epoch - 1
-        for epoch in range(job.from_epoch, job.to_epoch + 1):
-            time = job.start + elapsed[i, 0] + elapsed[i, epoch] \
-                - elapsed[i, before]
-            rows.append(dict(trial_id=job.trial_id, config_id=i,
-                             epoch=epoch, time=time,
-                             validation_error=errors[i, epoch],
-                             cpu_time=elapsed[i, epoch]))
-    reports = pd.DataFrame(rows, columns=['trial_id', 'config_id', 'epoch',
-                                          'time', 'validation_error',
-                                          'cpu_time'])
+    each = jobs.loc[jobs.index.repeat(jobs['to_epoch'] - jobs['from_epoch']
+                                      + 1)]  # a row per epoch of a job
+    epoch = (each['from_epoch'] + each.groupby(level=0).cumcount()).to_numpy()
+    i, before = each['config_id'].to_numpy(), each['from_epoch'] - 1
+    reports = pd.DataFrame(dict(
+        trial_id=each['trial_id'].to_numpy(), config_id=i, epoch=epoch,
+        time=each['start'].to_numpy() + elapsed[i, 0] + elapsed[i, epoch]
+        - elapsed[i, before.to_numpy()],
+        validation_error=errors[i, epoch], cpu_time=elapsed[i, epoch]))
     max_epochs = int(curves['epoch'].max())
     by_trial = jobs.groupby('trial_id')
     last = by_trial['last_epoch'].first()
@@ -568,16 +517,12 @@ def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
         (reports['epoch'] == last.reindex(reports['trial_id']).to_numpy())
         & (reports['epoch'] < max_epochs), 'STOP', 'CONTINUE')
     configs = _configs(curves)
-    results = _report_table(reports[reports['time'] <= horizon], configs,
-                            max_epochs)
-    trials = pd.DataFrame(dict(
-        config_id=by_trial['config_id'].first(),
-        start=by_trial['start'].min(),
-        end=by_trial['end'].max().clip(upper=horizon)))
-    reached = results.groupby('trial_id')['epoch'].max()
-    stopped = reached.reindex(last.index) == last
+    results = _report_table(reports, configs, max_epochs, horizon)
+    trials = pd.DataFrame(dict(config_id=by_trial['config_id'].first(),
+                               start=by_trial['start'].min(),
+                               end=by_trial['end'].max()))
     return Simulation(results, _trial_table(trials, results, configs,
-                                            max_epochs, stopped), jobs)
+                                            max_epochs, horizon), jobs)
 
 
 def _one_run(task):
@@ -587,18 +532,15 @@ def _one_run(task):
     if results.empty:  # keep the run: it delivered nothing
         results = pd.DataFrame({'time': [np.nan], 'final': [False],
                                 'validation_error': [np.nan]})
-    return results.assign(method=method, seed=seed, n_trials=sim.n_trials)
+    return results.assign(method=method, seed=seed,
+                          n_trials=len(sim.trials))
 
 
 def run_many(methods, seeds, curves, processes=None, **kwargs):
     """Every method with every seed: :func:`simulate`'s ``results`` (its
-    ``kwargs``) with ``method``, ``seed`` and ``n_trials`` in front.
-
-    The runs are deterministic, so they are spread over ``processes``
-    (default: one per core) without changing the result. The workers are
-    spawned, not forked: one forked from a Jupyter kernel inherits its
-    threads' locks and was seen to hang when the pool ended.
-    """
+    ``kwargs``) with ``method``, ``seed`` and ``n_trials`` in front, over
+    ``processes`` (default: one per core). The workers are spawned: one
+    forked from a Jupyter kernel inherits its threads' locks, and hung."""
     import multiprocessing
     tasks = [(m, s, curves, kwargs) for m in methods for s in seeds]
     processes = min(processes or os.cpu_count() or 1, len(tasks))
@@ -628,15 +570,10 @@ def heldout(seeds):
 
 def speedup(curves, n_workers_list=(1, 2, 4, 8, 16, 32), seeds=range(50),
             target=None, max_wallclock_time=4800, **kwargs):
-    """How much sooner random search reaches ``target`` with K workers.
-
-    The clock is the recorded one for every K, as if each worker had a
-    machine of its own. Per K: the median time to deliver ``target``
-    (default :func:`default_target`), censored at ``max_wallclock_time /
-    K``, the share of runs that got there, ``speedup``: the median over
-    seeds of T_1 / T_K with a 95% bootstrap interval, and ``efficiency``,
-    speed-up / K.
-    """
+    """How much sooner random search reaches ``target`` with K workers,
+    each with a machine of its own: per K, the median time to it
+    (censored at ``max_wallclock_time / K``), the share that got there,
+    ``speedup`` (median T_1 / T_K, interval) and speed-up / K."""
     target = default_target(curves) if target is None else target
     times = {}
     for k in n_workers_list:
@@ -649,15 +586,12 @@ def speedup(curves, n_workers_list=(1, 2, 4, 8, 16, 32), seeds=range(50),
     table = table.swaplevel().rename('time')
     paired = hpo.stats.paired_comparison(
         table, {k: max_wallclock_time / k for k in n_workers_list},
-        reference=n_workers_list[0])
-    paired = paired.rename_axis('n_workers')
-    result = pd.DataFrame(dict(
+        reference=n_workers_list[0]).rename_axis('n_workers')
+    return pd.DataFrame(dict(
         median_time=paired['median_time'], speedup=1 / paired['ratio'],
         low=1 / paired['high'], high=1 / paired['low'],
-        reached=paired['reached']))
-    result['efficiency'] = result['speedup'] / result.index \
-        * n_workers_list[0]
-    return result
+        reached=paired['reached'],
+        efficiency=1 / paired['ratio'] / paired.index * n_workers_list[0]))
 
 
 def default_target(curves, quantile=0.1):
@@ -669,14 +603,10 @@ def default_target(curves, quantile=0.1):
 
 def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
                  max_wallclock_time=480, **kwargs):
-    """ASHA's time to random search's result, as the problem changes.
-
-    Per number of epochs (:func:`cut`) and start-up (:func:`with_startup`):
-    the target is random search's median delivered error after
-    ``max_wallclock_time`` on :func:`heldout` seeds; both methods run for
-    twice that on ``seeds``. One row per variant: the target, both median
-    times, ``ratio`` (ASHA / random search, paired) and its interval.
-    """
+    """ASHA's time to random search's result per number of epochs and
+    start-up: the target is random search's median delivered error after
+    ``max_wallclock_time`` (:func:`heldout` seeds); both run twice that.
+    The target, both median times, their paired ratio and interval."""
     rows = []
     horizon = 2 * max_wallclock_time
     for epochs in epoch_budgets:
@@ -701,13 +631,9 @@ def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
 
 
 def cached(path, compute, **params):
-    """``compute(**params)``, stored in the CSV file ``path``.
-
-    Its first line holds the function, the parameters (a table as a hash
-    of its contents) and :data:`SIM_VERSION`; a file whose line differs
-    is recomputed. A named index is kept; the table is always returned
-    as read from the file, so a fresh and a stored one print alike.
-    """
+    """``compute(**params)``, stored in ``path`` under a line of the
+    function, the parameters (tables hashed) and :data:`SIM_VERSION`;
+    recomputed when the line differs; always returned as read."""
     key = {k: (hashlib.sha256(pd.util.hash_pandas_object(v).to_numpy())
                .hexdigest()[:16] if isinstance(v, pd.DataFrame) else
                list(v) if isinstance(v, range) else v)

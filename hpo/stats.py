@@ -1,13 +1,11 @@
 """Statistics over tuning runs, real or simulated, on one definition.
 
-*The error a tuner delivers* is the validation error at the last epoch of
-a trial that ran all its epochs (nothing here is checkpointed, so a trial
-stopped early delivers nothing). A run's *time to a target* is the end of
-the first such trial at or below the target; a run that never got there
-is *censored* at its horizon. Every function below works on reports with
-the columns ``time``, ``validation_error`` and ``final`` (the report of a
-trial that ran all its epochs), as :mod:`hpo.sim` makes them and as
-``hpo.trials.report_times`` gives them for a real run.
+*The error a tuner delivers* is the final validation error of a trial
+that ran all its epochs (nothing is checkpointed). A run's *time to a
+target* is the end of the first such trial at or below it; a run that
+never got there is *censored* at its horizon. Reports have the columns
+``time``, ``validation_error`` and ``final`` (a trial's last epoch), from
+:mod:`hpo.sim` or ``hpo.trials.report_times``.
 """
 import numpy as np
 import pandas as pd
@@ -58,18 +56,13 @@ def _interval(values, statistic):
 
 
 def paired_comparison(times, horizon, reference='random search'):
-    """Each method's times to a target against ``reference``'s, seed by
-    seed (the same seed offers every method the same configurations).
-
-    ``times`` comes from :func:`times_to_target`; times are censored at
-    ``horizon`` (or at ``horizon[method]``, a mapping). One row per
-    method: ``reached`` (share of runs), ``median_time`` (censored),
-    ``ratio``: the median over seeds of the
-    ratio of its time to the reference's, computed on log ratios, with a
-    95% percentile bootstrap interval (``low``, ``high``), and ``first``:
-    the share of seeds in which it got there before the reference (ties
-    count half), with its interval. Censoring pulls ratios towards 1 (two
-    censored runs give exactly 1), so they understate differences.
+    """Each method's times to a target (:func:`times_to_target`) against
+    ``reference``'s, seed by seed, censored at ``horizon`` (or
+    ``horizon[method]``). One row per method: ``reached`` (share of
+    runs), ``median_time``, ``ratio`` (median over seeds of the time
+    ratio, on logs) with its 95% bootstrap interval (``low``, ``high``),
+    and ``first``, the share of seeds where it got there first (ties
+    count half), with its interval. Censoring pulls ratios towards 1.
     """
     wide = times.unstack('method')
     limit = (pd.Series(horizon) if isinstance(horizon, dict) else
@@ -103,10 +96,9 @@ def verdict(low, high, other):
 
 
 def best_so_far_quantiles(runs, grid):
-    """Per method and time of ``grid``: ``median``, ``q25``, ``q75`` over
-    seeds of the best delivered error so far, each time on its own
-    (pointwise quantiles, not a set of whole runs); NaN until every run
-    has delivered, so the band starts late."""
+    """Per method and time of ``grid``: pointwise ``median``, ``q25`` and
+    ``q75`` over seeds of the best delivered error so far; NaN until
+    every run has delivered."""
     rows = []
     for method, by_method in runs.groupby('method', sort=False):
         best = np.stack([best_at(r, grid)
@@ -127,16 +119,12 @@ def share_below(values, value):
 
 
 def place_run(reports, n_trials, sims, horizon):
-    """Where a real run fell among simulated runs of its set-up.
-
-    ``reports``: the real run's (``time``, ``validation_error``,
-    ``final``); ``n_trials``: the trials it started; ``sims``:
-    ``hpo.sim.run_many`` output of one method over ``horizon`` seconds.
-    Returns the trial counts (real, simulated median, 10% and 90%
-    quantiles, share of simulated runs with fewer trials) and the best
-    delivered errors (real, simulated median and quartiles, share of
-    simulated runs that delivered worse; ties count half, and a run that
-    delivered nothing counts as worst).
+    """Where a real run (its ``reports``, ``n_trials`` started) fell
+    among simulated runs of one method (``hpo.sim.run_many``) over
+    ``horizon`` seconds: trial counts (real, simulated median, 10% and
+    90%, share with fewer) and best delivered errors (real, simulated
+    median and quartiles, share worse; ties count half, nothing
+    delivered counts as worst).
     """
     counts = sims.groupby('seed')['n_trials'].first()
     best = np.nan_to_num([best_at(r, [horizon])[0]
