@@ -3,34 +3,15 @@
     .venv/bin/python -m benchmarks.calibration [--seeds 5]
         [--methods ASHA ...] [--write]
 
-Makes real tuning runs in the set-up the recorded table was made with
-(the CPU set-up, 2 trials of one thread each at a time), for each seed
-one of random search (480 s, ``train_script.py``, as ``rs-async``) and
-one of ASHA (240 s, ``train_script_report_eachepoch.py``; ``sh-async``
-tunes for 480 s, half is enough to compare trial counts), built by
-``hpo.tuner.run_experiment`` as the sections build theirs. Each run tries
-the recorded table's own configurations, in the order in which the
-simulator draws them for its seed (``hpo.sim.sampled_configs``, passed as
-``points_to_evaluate``): a real run and the simulated run with the same
-seed try the same configurations in the same order.
-
-Every run's trials and reports are kept in ``benchmarks/calibration/``
-(one CSV each), so that the simulator can be checked against them again
-without running them; a run whose files exist is not made again, so an
-interrupted calibration resumes. Then each real run is placed among 50
-simulated runs of the same set-up and budget, whose recorded times are
-scaled by the median of the speed factors (``hpo.sim.speed_factor``)
-that the *other* kept runs measured on themselves: a section scales by
-the factor of its own run, which would make the check of a run's trial
-count partly circular. The table
-gives its number of trials against the simulated ones, and the share of
-simulated runs that started fewer trials or delivered a worse error
-(``hpo.stats``'s definition: the best final error of a trial that ran all
-its epochs; ties count half). ``--write`` puts it into
-``benchmarks/results.md``.
-
-About 65 minutes with 5 seeds on an idle 2-core machine; the load
-average before and after each run is kept with it.
+Makes real runs of the recorded table's set-up (2 one-thread trials at a
+time; about 65 minutes for 5 seeds): random search for 480 s as
+``rs-async``, ASHA for 240 s (enough to compare trial counts), each
+trying the table's configurations in the order the simulator draws them
+for its seed, and keeps them in ``benchmarks/calibration/``. Each is
+placed among 50 simulated runs on the clock of the *other* kept runs
+(the median of their speed factors, so that its own durations do not
+set its simulated ones): trial counts, and the shares of simulated runs
+with fewer trials or a worse delivered error.
 """
 import argparse
 import dataclasses
@@ -49,9 +30,7 @@ import hpo.sim
 import hpo.stats
 import hpo.trials
 import hpo.tuner
-
-
-ROOT = Path(__file__).resolve().parent.parent
+from hpo.tuner import HYPERPARAMETERS
 
 OUT = Path(__file__).resolve().parent / 'calibration'
 METHODS = {'random search': ('train_script.py', 480),
@@ -68,29 +47,18 @@ def slug(method, seed):
 def table_points(curves, seed):
     """The table's configurations in the simulator's order for ``seed``:
     ``(config_ids, points)``, points as the training scripts take them."""
-    configs = curves.groupby('config_id')[hpo.sim.HYPERPARAMETERS].first()
+    configs = curves.groupby('config_id')[HYPERPARAMETERS].first()
     ids = [p['config_id']
            for p in hpo.sim.sampled_configs(seed, len(configs))[:N_POINTS]]
-    points = [dict(learning_rate=float(configs.loc[i, 'learning_rate']),
-                   momentum=float(configs.loc[i, 'momentum']),
-                   batch_size=int(configs.loc[i, 'batch_size']))
-              for i in ids]
-    return ids, points
+    return ids, configs.loc[ids].to_dict('records')
 
 
 def scheduler_for(method, setup, points, seed):
     """The section's scheduler for ``method``, trying ``points`` first."""
-    from syne_tune.optimizer.baselines import ASHA, RandomSearch
-    np.random.seed(seed)
+    np.random.seed(seed)  # as the sections seed theirs
     space = dict(hpo.tuner.search_space(), **setup.constants)
-    if method == 'random search':
-        return RandomSearch(space, metrics=['validation_error'],
-                            do_minimize=True, random_seed=seed,
-                            points_to_evaluate=points)
-    return ASHA(space, metric='validation_error', time_attr='epoch',
-                max_t=setup.constants['max_epochs'], grace_period=1,
-                reduction_factor=3, do_minimize=True, random_seed=seed,
-                points_to_evaluate=points)
+    return hpo.sim.make_scheduler(method, space, seed,
+                                  setup.constants['max_epochs'], points)
 
 
 def real_run(method, seed, curves, setup):
@@ -104,8 +72,7 @@ def real_run(method, seed, curves, setup):
             setup, folder)
         trials = hpo.trials.trial_table(exp).drop(columns='log')
         reports = hpo.trials.report_times(exp)
-    tried = trials[['learning_rate', 'momentum', 'batch_size']]
-    if tried.to_dict('records') != points[:len(trials)]:
+    if trials[HYPERPARAMETERS].to_dict('records') != points[:len(trials)]:
         raise RuntimeError(f'{method}, seed {seed}: the trials did not try '
                            'the table\'s configurations in order')
     trials['config_id'] = ids[:len(trials)]
