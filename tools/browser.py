@@ -52,7 +52,6 @@ INSPECT_JS = """
     mjx_errors: document.querySelectorAll('mjx-merror').length,
     raw_tex: ['$$', '\\\\(', '\\\\)', '\\\\[', '\\\\]'].filter(
         s => text.includes(s)),
-    // Markdown or d2lbook markup that did not turn into HTML
     raw_markup: ['``', '**', '$', ':cite', ':numref:', ':ref:', ':label:',
                  ':eqref:', ':eqlabel:', ':width:'].filter(
         s => text.includes(s)),
@@ -60,7 +59,6 @@ INSPECT_JS = """
         src: im.currentSrc || im.src, complete: im.complete,
         natural_width: im.naturalWidth})),
     copy_buttons: document.querySelectorAll('a.copybtn').length,
-    // the code cells that d2l.js gives a copy button
     code_cells: document.querySelectorAll(
         'div.highlight-default:not(.output) pre, div.highlight-bash pre, ' +
         'div.highlight-sh pre, div.highlight-python pre').length,
@@ -151,6 +149,4 @@ def inspect_page(html_file, screenshot=None, width=1280, max_height=12000):
 
 
 if __name__ == '__main__':
-    page = sys.argv[1]
-    shot = sys.argv[2] if len(sys.argv) > 2 else None
-    print(json.dumps(inspect_page(page, shot), indent=1))
+    print(json.dumps(inspect_page(*sys.argv[1:3]), indent=1))

@@ -1,13 +1,9 @@
 """Build the book: evaluated notebooks, HTML and PDF, all usable offline.
 
-``python -m tools.build_book [--html-only] [--parallel-eval]`` (``bash
-run.sh book``) runs ``d2lbook build html``, then ``pdf``, with this venv's
-``bin/`` first on ``PATH``; ``HPO_BUDGET=test`` shrinks every experiment,
-``HPO_DATA_DIR`` defaults to ``data/``. Notebooks are evaluated one at a
-time (``tools/d2lbook_serial.py``). d2lbook does not know ``HPO_BUDGET``:
-the last build's budget is kept in ``_build/eval/.hpo_budget``, and when
-it changes the evaluated notebooks are deleted first. ``config.ini``'s
-Sphinx extensions make the HTML offline; this script checks the result.
+``d2lbook build html`` and ``pdf`` with this venv first on ``PATH``, one
+notebook at a time (``tools/d2lbook_serial.py``). d2lbook does not know
+``HPO_BUDGET``: when it differs from the last build's
+(``_build/eval/.hpo_budget``), the evaluated notebooks are deleted first.
 """
 import argparse
 import configparser
@@ -22,10 +18,7 @@ from hpo.setups import BUDGET_VARIABLE
 from tools.sphinx_offline import external_urls
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / '_build'
-EVAL = BUILD / 'eval'
-HTML = BUILD / 'html'
-PDF = BUILD / 'pdf'
+EVAL, HTML, PDF = (ROOT / '_build' / d for d in ('eval', 'html', 'pdf'))
 BUDGET_STAMP = EVAL / '.hpo_budget'
 
 
@@ -50,7 +43,8 @@ def budget(env):
 
 
 def forget_other_budget(env):
-    """Delete evaluated notebooks made with another ``HPO_BUDGET``."""
+    """Delete evaluated notebooks made with another ``HPO_BUDGET``; from
+    now on ``_build/eval`` holds only notebooks of this one."""
     wanted = budget(env)
     if BUDGET_STAMP.exists() and BUDGET_STAMP.read_text().strip() == wanted:
         return
@@ -61,7 +55,6 @@ def forget_other_budget(env):
               flush=True)
     for path in stale:
         path.unlink()
-    # from now on _build/eval holds only notebooks evaluated with `wanted`
     EVAL.mkdir(parents=True, exist_ok=True)
     BUDGET_STAMP.write_text(wanted + '\n')
 
@@ -86,7 +79,8 @@ def d2lbook(target, env, serial=True):
 
 
 def check_offline_html():
-    """Fail if the theme's script still points at an external host."""
+    """Fail if the theme's script still points at an external host (the
+    Sphinx extensions of ``config.ini`` make the HTML offline)."""
     d2l_js = HTML / '_static' / 'd2l.js'
     left = external_urls(d2l_js.read_text(encoding='utf-8'))
     if left:
@@ -131,11 +125,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--html-only', action='store_true',
                         help='build the HTML (and notebooks), not the PDF')
-    parser.add_argument(
-        '--parallel-eval', action='store_true',
-        help="evaluate notebooks as d2lbook does: two at a time (sharing "
-             "the cores), at most two GPUs each; the experiments' timings "
-             "are then not those of a machine of their own")
+    parser.add_argument('--parallel-eval', action='store_true',
+                        help="d2lbook's evaluation: two notebooks at a time, "
+                             'at most two GPUs each (falsifies the timings)')
     args = parser.parse_args(argv)
     build(html_only=args.html_only, serial=not args.parallel_eval)
 

@@ -1,11 +1,8 @@
 """``d2lbook``, evaluating notebooks one at a time, each on all devices.
 
-``python -m tools.d2lbook_serial build html`` is ``d2lbook build html``
-but for two things of d2lbook 1.0.3 (``d2lbook/resource.py``) that would
-falsify experiments timed on a known number of workers: without GPUs it
-evaluates two notebooks at once, which share the cores; with GPUs it
-gives a notebook at most two, guessed from its code, or none. Here one
-notebook runs at a time and sees every GPU, as when run by hand.
+d2lbook 1.0.3 evaluates two notebooks at once without GPUs (sharing the
+cores) and gives one at most two GPUs, guessed from its code: both would
+falsify experiments timed on a known number of workers.
 """
 import sys
 

@@ -13,27 +13,18 @@ from pathlib import Path
 from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
-
 STATIC_DIR = Path(__file__).resolve().parent / 'static'
-
 ICON_PATTERN = re.compile(r'https?://[^"\'\s]*/copy-button\.svg')
-# The page's root URL is in DOCUMENTATION_OPTIONS (Sphinx's
-# documentation_options.js); the icon sits inside a JS template literal.
+# inside a JS template literal; the root URL from Sphinx's options
 LOCAL_ICON = '${DOCUMENTATION_OPTIONS.URL_ROOT}_static/copy-button.svg'
-
 ANALYTICS_PATTERN = re.compile(
     r"\(function\(i,s,o,g,r,a,m\)\{.*?\}\)\(window,document,'script',"
     r"'[^']*','ga'\);", re.DOTALL)
 NO_ANALYTICS = """\
-// Offline build: no analytics script is loaded. ga() only runs the
-// callback that some links pass to it.
-window.ga = function () {
+window.ga = function () {  // offline: no analytics; a link's callback runs
     var last = arguments[arguments.length - 1];
-    if (last && typeof last.hitCallback === 'function') {
-        last.hitCallback();
-    }
+    if (last && typeof last.hitCallback === 'function') last.hitCallback();
 };"""
-
 EXTERNAL_URL = re.compile(r'(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}/',
                           re.IGNORECASE)
 
