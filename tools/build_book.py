@@ -123,11 +123,11 @@ def report(html_seconds, pdf_seconds, budget_used):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--html-only', action='store_true',
-                        help='build the HTML (and notebooks), not the PDF')
-    parser.add_argument('--parallel-eval', action='store_true',
-                        help="d2lbook's evaluation: two notebooks at a time, "
-                             'at most two GPUs each (falsifies the timings)')
+    for flag, means in (
+            ('--html-only', 'build the HTML (and notebooks), not the PDF'),
+            ('--parallel-eval', "d2lbook's evaluation: two notebooks at a "
+             'time, at most two GPUs each (falsifies the timings)')):
+        parser.add_argument(flag, action='store_true', help=means)
     args = parser.parse_args(argv)
     build(html_only=args.html_only, serial=not args.parallel_eval)
 
