@@ -59,7 +59,8 @@ def run(reuse, space, configs, seconds, asha, nodes, folder):
             mode='min', max_t=max_t, grace_period=grace, reduction_factor=3)
         _, trials = hpo.ray_tuning.ray_experiment(
             scheduler, space, configs, seconds, setup, nodes, folder, reuse)
-        rules = hpo.ray_tuning.decision_check(events, max_t, grace, 3)
+        rules = (hpo.ray_tuning.decision_check(events, max_t, 1, 3)
+                 if asha else None)
         procs = trials['pid'].nunique()
     hpo.ray_tuning.configurations_run(trials, configs)  # raises if not
     return trials, procs, rules
@@ -83,16 +84,15 @@ def syne_run(space, configs, seconds, asha, setup, folder):
         folder)
     trials = hpo.trials.trial_table(exp)
     trials['overhead'] = hpo.ray_tuning.local_overheads(exp, trials)
-    rules = asha and hpo.asha_rules.both_rules(
+    rules = hpo.asha_rules.both_rules(
         exp.results.rename(columns={'validation_error': 'error'}),
-        hpo.sim.rung_levels_formula(1, 3, max_t), max_t, 3)
+        hpo.sim.rung_levels_formula(1, 3, max_t), max_t, 3) if asha else None
     return trials, rules
 
 
-def fixed_rows(label, trials, procs, seconds):
+def fixed_rows(label, trials, procs, seconds, epochs):
     """Table rows of a run without early stopping."""
-    what = (f'{trials["max_epochs"].iloc[0]} epochs per trial, {seconds} '
-            f's: {label}')
+    what = f'{epochs} epochs per trial, {seconds} s: {label}'
     busy = hpo.trials.busy_fraction(trials, 2, trials['end'].max())
     return [('overhead', f'{what}: trials completed (processes)',
              f'{(trials["status"] == "completed").sum()} ({procs})'),
@@ -102,9 +102,8 @@ def fixed_rows(label, trials, procs, seconds):
              f'({trials["overhead"].max():.2f} s)')]
 
 
-def asha_rows(label, trials, procs, rules):
+def asha_rows(label, trials, procs, rules, max_t):
     """Table rows of an ASHA run: what it did, and the two rules."""
-    max_t = trials['max_epochs'].iloc[0]
     s = hpo.ray_tuning.summarize({label: (trials, procs)}, 2, hpo.sim.
                                  rung_levels_formula(1, 3, max_t))[label]
     counts = hpo.asha_rules.disagreements(rules, max_t)
@@ -133,14 +132,15 @@ def measure(fixed_seconds, asha_seconds, asha_seeds, fixed_epochs=2):
         for reuse, (label, _) in RUNS.items():
             trials, procs, _ = run(reuse, fixed, configs, fixed_seconds,
                                    False, nodes, folder)
-            rows += fixed_rows(label, trials, procs, fixed_seconds)
+            rows += fixed_rows(label, trials, procs, fixed_seconds,
+                               fixed_epochs)
         for seed in asha_seeds:
             configs = hpo.ray_tuning.draw_configurations(cpu, N_CONFIGS, seed)
             for reuse, (_, label) in RUNS.items():
                 rows += asha_rows(
                     f'{label}, CPU set-up, {asha_seconds} s, list {seed}',
                     *run(reuse, cpu, configs, asha_seconds, True, nodes,
-                         folder))
+                         folder), cpu['max_epochs'])
     rows.append(('cluster', 'Ray processes left after shutdown',
                  str(len(cluster.leftovers()))))
     return rows

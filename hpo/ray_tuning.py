@@ -249,7 +249,8 @@ def decision_check(events_path, max_t, grace_period, eta):
     (``hpo.asha_rules.both_rules``); ``agrees``: Ray's is its rule's."""
     from hpo.sim import rung_levels_formula
     events = read_events(events_path)
-    results = events[events.event == 'result'].reset_index(drop=True)
+    results = events[events.event == 'result'].reindex(columns=[
+        'trial_id', 'epoch', 'value', 'decision']).reset_index(drop=True)
     levels = rung_levels_formula(grace_period, eta, max_t)
     table = hpo.asha_rules.both_rules(
         results.rename(columns={'value': 'error'}), levels, max_t, eta)
@@ -265,13 +266,11 @@ def draw_configurations(space, n, seed):
     Constants stay constants; a configuration drawn again is left out."""
     from syne_tune.config_space import Domain
     rng = np.random.RandomState(seed)
-    configs, seen = [], set()
+    configs = []
     while len(configs) < n:
         config = {k: d.sample(random_state=rng) if isinstance(d, Domain)
                   else d for k, d in space.items()}
-        key = tuple(sorted(config.items()))
-        if key not in seen:
-            seen.add(key)
+        if config not in configs:
             configs.append(config)
     return configs
 
@@ -363,6 +362,11 @@ def compare_sentence(side):
             f'{rb["overhead_median"]:.2f} s with {b}.')
 
 
+def _toy_trial(trial_id):
+    """What both libraries' ASHA read of a trial."""
+    return SimpleNamespace(trial_id=trial_id, config={'x': 0.5})
+
+
 def _schedulers(max_t, eta, brackets=1):
     """Both libraries' ASHA on ``error`` at ``epoch``, grace period 1."""
     from ray.tune.schedulers import ASHAScheduler
@@ -381,26 +385,16 @@ def _schedulers(max_t, eta, brackets=1):
 def toy_decisions(errors, reduction_factor):
     """Both libraries' ASHA (``max_t`` 8) on results at epoch 1, each
     error a new trial's, next to both rules of ``hpo.asha_rules``."""
-    from datetime import datetime
-
-    from ray.tune.experiment import Trial as RayTrial
-    from syne_tune.backend.trial_status import Trial
-
     from hpo.sim import rung_levels_formula
     st, ray = _schedulers(8, reduction_factor).values()
-    config = {'x': 0.5, 'max_epochs': 8}
     rows = []
     for i, error in enumerate(errors):
-        result = {'epoch': 1, 'error': error}
-        trial = Trial(i, config=config, creation_time=datetime.now())
+        result, trial = {'epoch': 1, 'error': error}, _toy_trial(i)
         st.on_trial_add(trial)
-        ray_trial = RayTrial('toy', trial_id=str(i), config=config,
-                             stub=True)
-        ray.on_trial_add(None, ray_trial)
+        ray.on_trial_add(None, trial)
         rows.append({'error': error,
                      'Syne Tune': str(st.on_trial_result(trial, result)),
-                     'Ray Tune': ray.on_trial_result(None, ray_trial,
-                                                     result)})
+                     'Ray Tune': ray.on_trial_result(None, trial, result)})
     table = pd.DataFrame(rows)
     recomputed = hpo.asha_rules.both_rules(
         table.assign(trial_id=table.index, epoch=1),
@@ -436,7 +430,7 @@ def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
         scheduler = _schedulers(max_t, reduction_factor, brackets)[name]
         np.random.seed(0)
         for i in range(n_trials):
-            add(scheduler, SimpleNamespace(trial_id=i))  # a toy trial
+            add(scheduler, _toy_trial(i))
         index = {id(b): k for k, b in enumerate(brackets_of(scheduler))}
         counts = np.bincount([index[id(b)] for b in info(scheduler).values()],
                              minlength=brackets)
@@ -444,8 +438,7 @@ def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
             ' '.join(map(str, sorted(int(r) for r, _ in rungs_of(b))))
             for b in brackets_of(scheduler)]
         table[name, 'share'] = np.round(counts / n_trials, 3)
-        one = _schedulers(max_t, reduction_factor)[name]
-        trial = SimpleNamespace(trial_id=0)
+        one, trial = _schedulers(max_t, reduction_factor)[name], _toy_trial(0)
         add(one, trial)
         report(brackets_of(one)[0], trial, 5)
         late[name] = [int(r) for r, recorded in rungs_of(brackets_of(one)[0])

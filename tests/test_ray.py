@@ -320,9 +320,8 @@ def test_timeline_draws_each_trial_on_its_node(experiment, cluster):
         assert [t.get_text() for t in ax.get_yticklabels()] == \
             list(cluster.nodes().index) == ['head', 'worker 1']
         assert ax.get_xlabel() == 'wall-clock time (s)'
-        shown = [s for s in hpo.trials.STATUSES
-                 if s in set(trials['status'])]
-        # a bar per trial, then one per status for the legend
+        shown = [s for s in hpo.trials.STATUSES if s in set(ran['status'])]
+        # a bar per trial, then one per status drawn, for the legend
         assert len(ax.patches) == len(ran) + len(shown)
         row = {'head': 0, 'worker 1': 1}
         drawn = sorted((round(b.get_y() + b.get_height() / 2),
