@@ -2,25 +2,13 @@
 
     .venv/bin/python -m hpo.record_curves [--n_configs 200]
 
-Configuration ``i`` is the ``i``-th draw from the chapter's search space
-with a fixed seed, so it is the same however many are recorded. Each one
-is trained for the set-up's full number of epochs by
-``train_script_report_eachepoch.py`` (a few processes at a time, one CPU
-thread each, as in the chapter's CPU set-up), and its rows (one per epoch:
-validation error, seconds since its process started and CPU seconds it
-used, both also at the end of its start-up, and the test error after the
-last epoch) are appended to ``curves_lenet.csv`` as soon as it ends.
-
-The recording resumes: run the command again, with the same or a larger
-``--n_configs``, and it trains only the configurations that are not in the
-file yet. It refuses to extend a file recorded with another set-up or seed.
-The comment lines at the top say on which machine, with which versions,
-set-up and seed the table was recorded, and each resumption adds a line.
-Elapsed times depend on the machine and on what else ran on it; CPU
-times of these one-thread trials do not grow with other load, and on an
-otherwise idle machine they equal the elapsed times.
+Configuration ``i`` (the ``i``-th draw from the search space) is trained
+for all epochs by ``train_script_report_eachepoch.py``, one thread, a few
+at a time; its rows are appended as soon as it ends. Run again, it trains
+only what is missing; it refuses a file of another set-up or seed.
 """
 import argparse
+import contextlib
 import datetime
 import os
 import platform
@@ -33,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hpo.sim import COLUMNS, CURVES as OUTPUT
+from hpo.sim import COLUMNS, CURVES as OUTPUT, check_curve
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / 'train_script_report_eachepoch.py'
@@ -60,12 +48,10 @@ def machine():
     import syne_tune
     import torch
     cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f
-                       if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration), \
+            open('/proc/cpuinfo') as f:
+        cpu = next(line.split(':', 1)[1].strip() for line in f
+                   if line.startswith('model name'))
     return (f'{cpu}, {os.cpu_count()} cores; Python '
             f'{platform.python_version()}, torch {torch.__version__}, '
             f'syne-tune {syne_tune.__version__}')
@@ -86,32 +72,34 @@ def recorded_ids(path, lines):
 
 
 def curve_rows(config_id, config, stdout):
-    """The rows of one finished trial, from its ``[tune-metric]`` lines."""
-    import json
-
+    """The rows of one finished trial, from its ``[tune-metric]`` lines and
+    its start-up line (none without one)."""
     from syne_tune.report import retrieve
 
-    from hpo.training import STARTUP_TAG
-    reports = retrieve(stdout.splitlines())
-    startup = next(json.loads(line[len(STARTUP_TAG):])
-                   for line in stdout.splitlines()
-                   if line.startswith(STARTUP_TAG))
+    from hpo.training import read_startup
+    startup = read_startup(stdout)
+    if startup is None:
+        return []
     return [dict(config_id=config_id, **config, epoch=r['epoch'],
                  validation_error=r['validation_error'],
                  elapsed_time=r['elapsed_time'], cpu_time=r['cpu_time'],
                  startup_time=startup['total'],
                  startup_cpu_time=startup['cpu'],
-                 test_error=r.get('test_error', np.nan)) for r in reports]
+                 test_error=r.get('test_error', np.nan))
+            for r in retrieve(stdout.splitlines())]
 
 
-def check_curve(rows, max_epochs):
-    """Complain unless the epochs are 1..max_epochs or end in divergence."""
-    epochs = [r['epoch'] for r in rows]
-    if epochs != list(range(1, len(epochs) + 1)) or not epochs:
-        return f'epochs {epochs} are not 1, 2, ...'
-    if len(epochs) < max_epochs and rows[-1]['validation_error'] != 1.0:
-        return f'stopped after {len(epochs)} epochs without diverging'
-    return None
+def finished(i, config, proc, max_epochs):
+    """A finished trial's rows, and what is wrong with it (or None)."""
+    out, err = proc.communicate()
+    if proc.returncode:
+        return [], f'exit code {proc.returncode}: {err.strip()[-500:]}'
+    rows = curve_rows(i, config, out)
+    try:
+        check_curve(pd.DataFrame(rows, columns=COLUMNS), f'{i}', max_epochs)
+    except ValueError as e:
+        return rows, str(e)
+    return rows, None
 
 
 def launch(config, setup):
@@ -125,18 +113,20 @@ def launch(config, setup):
 
 
 def append(path, rows, first_lines):
+    """Append ``rows`` to ``path`` after ``first_lines`` (the header too, if
+    the file is new), in one write: a curve is in whole or not."""
     text = pd.DataFrame(rows, columns=COLUMNS).to_csv(
         header=False, index=False, float_format='%.6g')
     if not path.exists():
-        text = '\n'.join([*first_lines, ','.join(COLUMNS), text])
-    with open(path, 'a') as f:  # one write: a curve is in whole or not
-        f.write(text)
+        first_lines = [*first_lines, ','.join(COLUMNS)]
+    with open(path, 'a') as f:
+        f.write(''.join(line + '\n' for line in first_lines) + text)
 
 
 def record(todo, configs, setup, output, n_workers, first_lines):
-    """Train the configurations in ``todo``, ``n_workers`` at a time."""
+    """Train the configurations in ``todo``, ``n_workers`` at a time, and
+    append each curve as it ends (the first after ``first_lines``)."""
     running, failures, done = {}, 0, 0
-    max_epochs = setup.constants['max_epochs']
     started = time.time()
     try:
         while todo or running:
@@ -144,16 +134,9 @@ def record(todo, configs, setup, output, n_workers, first_lines):
                 i = todo.pop(0)
                 running[i] = launch(configs[i], setup)
             time.sleep(0.2)
-            for i, proc in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                del running[i]
-                out, err = proc.communicate()
-                rows = curve_rows(i, configs[i], out) if not \
-                    proc.returncode else []
-                problem = (f'exit code {proc.returncode}: '
-                           f'{err.strip()[-500:]}' if proc.returncode
-                           else check_curve(rows, max_epochs))
+            for i in [i for i, p in running.items() if p.poll() is not None]:
+                rows, problem = finished(i, configs[i], running.pop(i),
+                                         setup.constants['max_epochs'])
                 if problem:
                     failures += 1
                     print(f'configuration {i} failed ({problem}); it will '
@@ -162,8 +145,7 @@ def record(todo, configs, setup, output, n_workers, first_lines):
                         raise SystemExit('more than 3 failures; stopping')
                     continue
                 append(output, rows, first_lines)
-                first_lines = []
-                done += 1
+                first_lines, done = [], done + 1
                 minutes = (time.time() - started) / 60
                 print(f'configuration {i}: {len(rows)} epochs, final error '
                       f'{rows[-1]["validation_error"]:.4f} '
@@ -197,20 +179,15 @@ def main():
     lines = header(setup, args.seed, args.n_workers)
     done = recorded_ids(args.output, lines)
     todo = [i for i in range(args.n_configs) if i not in done]
-    now = datetime.datetime.now().isoformat(timespec='minutes')
-    what = 'started' if not done else f'resumed with {len(done)} done'
-    first_lines = [] if done else [
-        '# learning curves of the chapter\'s CPU set-up, recorded by '
-        'hpo/record_curves.py', *lines]
-    first_lines.append(f'# {what} {now} on {machine()}, '
-                       f'{args.n_workers} trials at a time')
     if not todo:
         print(f'all {args.n_configs} configurations are in {args.output}')
         return
-    if done:
-        with open(args.output, 'a') as f:
-            f.write(first_lines[-1] + '\n')
-        first_lines = []
+    now = datetime.datetime.now().isoformat(timespec='minutes')
+    what = f'resumed with {len(done)} done' if done else 'started'
+    first_lines = ([] if done else [
+        '# learning curves of the chapter\'s CPU set-up, recorded by '
+        'hpo/record_curves.py', *lines]) + [
+        f'# {what} {now} on {machine()}, {args.n_workers} trials at a time']
     print(f'recording {len(todo)} configurations into {args.output}',
           flush=True)
     try:
