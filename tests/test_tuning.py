@@ -150,6 +150,20 @@ def test_trial_table_matches_the_processes(rs_experiment):
     assert busy == pytest.approx(sampled, abs=0.01)
 
 
+def test_startup_times_are_the_lines_the_trials_printed(rs_experiment):
+    from hpo.training import read_startup
+    table = hpo.trials.startup_times(rs_experiment)
+    assert list(table.columns) == ['python_and_torch', 'syne_tune', 'data',
+                                   'model', 'total']
+    for trial_id, row in table.iterrows():
+        out = (rs_experiment.path / str(trial_id) / 'std.out').read_text()
+        assert row.to_dict() == {k: v for k, v in read_startup(out).items()
+                                 if k != 'cpu'}
+        assert row['total'] == pytest.approx(row.drop('total').sum(),
+                                             abs=0.01)
+    assert len(table) >= 2
+
+
 @pytest.mark.parametrize('max_t,grace_period,eta',
                          [(4, 1, 2), (27, 1, 3), (20, 2, 2)])
 def test_rung_levels_are_where_asha_stops(max_t, grace_period, eta):
