@@ -121,13 +121,9 @@ def kept_seeds(method):
 
 def measured_factors(curves):
     """The speed factor each kept real run measures on itself."""
-    factors = {}
-    for method in METHODS:
-        for seed in kept_seeds(method):
-            trials, reports = kept_run(method, seed)
-            factors[method, seed] = hpo.sim.speed_factor(reports, trials,
-                                                         curves)
-    return factors
+    runs = {(m, s): kept_run(m, s) for m in METHODS for s in kept_seeds(m)}
+    return {run: hpo.sim.speed_factor(reports, trials, curves)
+            for run, (trials, reports) in runs.items()}
 
 
 def placement(method, curves, setup, factors):

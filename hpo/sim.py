@@ -501,6 +501,7 @@ def synchronous_run(seed, curves, n_workers=2, max_wallclock_time=480,
 def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
     """Reports and trials of synchronous SH's ``jobs``, as
     :func:`simulate` returns them."""
+    max_epochs = int(curves['epoch'].max())
     each = jobs.loc[jobs.index.repeat(jobs['to_epoch'] - jobs['from_epoch']
                                       + 1)]  # a row per epoch of a job
     epoch = (each['from_epoch'] + each.groupby(level=0).cumcount()).to_numpy()
@@ -509,13 +510,10 @@ def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
         trial_id=each['trial_id'].to_numpy(), config_id=i, epoch=epoch,
         time=each['start'].to_numpy() + elapsed[i, 0] + elapsed[i, epoch]
         - elapsed[i, before.to_numpy()],
-        validation_error=errors[i, epoch], cpu_time=elapsed[i, epoch]))
-    max_epochs = int(curves['epoch'].max())
+        validation_error=errors[i, epoch], cpu_time=elapsed[i, epoch],
+        decision=np.where((epoch == each['last_epoch'].to_numpy())
+                          & (epoch < max_epochs), 'STOP', 'CONTINUE')))
     by_trial = jobs.groupby('trial_id')
-    last = by_trial['last_epoch'].first()
-    reports['decision'] = np.where(
-        (reports['epoch'] == last.reindex(reports['trial_id']).to_numpy())
-        & (reports['epoch'] < max_epochs), 'STOP', 'CONTINUE')
     configs = _configs(curves)
     results = _report_table(reports, configs, max_epochs, horizon)
     trials = pd.DataFrame(dict(config_id=by_trial['config_id'].first(),

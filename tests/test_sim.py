@@ -169,6 +169,24 @@ def test_trials_stop_only_at_rung_levels(curves, method, grace_period,
     assert set(early) <= rungs
 
 
+@pytest.mark.parametrize('method, seed', [
+    ('random search', 0), ('ASHA', 5), ('Hyperband', 2),
+    ('synchronous SH', 5)])
+def test_a_trial_that_reached_its_divergence_diverged(curves, method, seed):
+    """Configuration 1 diverges at epoch 3: a trial of it that got there
+    (or past it, on padded epochs) diverged, one stopped before did not;
+    hpo.trials.ended_as decides, so every status is one of STATUSES."""
+    import hpo.trials
+    trials = hpo.sim.simulate(method, seed, curves=curves,
+                              max_wallclock_time=400).trials
+    assert set(trials['status']) <= set(hpo.trials.STATUSES)
+    ones = trials[trials['config_id'] == 1]
+    assert (ones['epochs'] >= 3).any(), 'the test proves nothing'
+    assert ((ones['status'] == 'diverged') == (ones['epochs'] >= 3)).all()
+    others = trials[trials['config_id'] != 1]
+    assert (others['status'] != 'diverged').all()
+
+
 def test_random_search_runs_every_trial_to_the_end(curves):
     trials = hpo.sim.simulate('random search', 0, curves=curves,
                               max_wallclock_time=300).trials
