@@ -316,7 +316,7 @@ def test_ray_nodes_offer_the_gpus_of_the_set_up(fake_gpus, monkeypatch,
     trials asking for ``setup.gpu_share`` run as many to a GPU as the
     set-up says, on those GPUs."""
     import ray
-    import hpo.ray_tuning
+    import hpo.ray_cluster
     import hpo.setups
     fake_gpus(n_gpus)
     if visible is not None:
@@ -330,7 +330,7 @@ def test_ray_nodes_offer_the_gpus_of_the_set_up(fake_gpus, monkeypatch,
         return (ray.get_runtime_context().get_node_id(),
                 os.environ['CUDA_VISIBLE_DEVICES'])
 
-    with hpo.ray_tuning.RayCluster.for_setup(setup) as cluster:
+    with hpo.ray_cluster.RayCluster.for_setup(setup) as cluster:
         nodes = cluster.nodes()
         assert len(nodes) == len(setup.gpus)  # one node per GPU
         assert (nodes['GPUs'] == 1).all()
