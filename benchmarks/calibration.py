@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks import results_block
+from benchmarks import common
 
 import hpo.setups
 import hpo.sim
@@ -204,10 +204,10 @@ def main(argv=None):
         print(' | '.join(row[1:]))
     if args.write:
         table.to_csv(PLACEMENT, index=False, float_format='%.6g')
-        results_block.write(
+        common.write(
             'calibration', 'Calibration of the simulator',
             f'Made by `python -m benchmarks.calibration --write` on '
-            f'{datetime.date.today()} ({results_block.machine()}) from the '
+            f'{datetime.date.today()} ({common.machine()}) from the '
             'real runs kept in benchmarks/calibration/ (made there by '
             '`--seeds N [--methods ...]`, on the same machine): runs of the '
             f'recorded set-up ({setup.n_workers} workers of '

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import results_block
+from benchmarks import common
 import hpo.asha_rules
 import hpo.ray_cluster
 import hpo.ray_tuning
@@ -168,9 +168,9 @@ def main():
         f'{load_after[0]:.1f} after, on {os.cpu_count()} cores '
         '(a load above the number of cores means other work shared '
         'the machine and every time here is inflated).')
-    print(description, *results_block.table(rows), sep='\n')
+    print(description, *common.table(rows), sep='\n')
     if opts.write:
-        results_block.write('ray_vs_local', TITLE, description, rows)
+        common.write('ray_vs_local', TITLE, description, rows)
 
 
 if __name__ == '__main__':
