@@ -6,3 +6,16 @@ search space and a tuning run), trials (what each trial did), plots, sim
 processes), ray_tuning (Ray Tune runs, compared with Syne Tune) and
 record_curves (the simulator's tables).
 """
+
+
+def show(what):
+    """Print the code that runs: the source of a function, or a file of
+    the repository given by its path from the top folder (such as
+    ``'train_script.py'``), so that the book never shows a copy."""
+    import inspect
+    if isinstance(what, str):
+        from hpo.tuner import ROOT
+        text = (ROOT / what).read_text()
+    else:
+        text = inspect.getsource(what)
+    print(text.rstrip('\n'))

@@ -1,39 +1,51 @@
 """The code the book shows is the code that runs.
 
-Code the sections show but do not execute (plain ```python blocks) must be
-either a whole file of the repository or a verbatim excerpt of one.
+A section shows the repository's code only through an executed cell that
+prints its live source with ``hpo.show``, never as a copy in a plain
+```python block that nothing runs or checks.
 """
+import inspect
 import re
 
 import pytest
 
 from conftest import ROOT
 
-SHOWN = re.compile(r'^```python\n(.*?)^```$', re.S | re.M)
-WHOLE_FILES = {'rs-async.md': 'train_script.py',
-               'sh-async.md': 'train_script_report_eachepoch.py'}
-# sections that show excerpts of the repository's code, but no whole file
-EXCERPTS_ONLY = ['hpo-ray.md']
+CODE_CELL = re.compile(r'^```\{\.python \.input\}\n(.*?)^```$', re.S | re.M)
+# what each section shows: a file of the repository or a function
+SHOWN = {'rs-async.md': ["'train_script.py'", 'hpo.training._epochs'],
+         'sh-async.md': ["'train_script_report_eachepoch.py'",
+                         'hpo.sim.synchronous_sh'],
+         'hpo-ray.md': ['hpo.ray_tuning.train_fn']}
 
 
-def shown_blocks(section):
-    return SHOWN.findall((ROOT / 'chapter_hpo' / section).read_text())
+def cell_lines(section):
+    text = (ROOT / 'chapter_hpo' / section).read_text()
+    return [line for cell in CODE_CELL.findall(text)
+            for line in cell.splitlines()]
 
 
-@pytest.mark.parametrize('section,script', sorted(WHOLE_FILES.items()))
-def test_section_shows_its_whole_training_script(section, script):
-    blocks = shown_blocks(section)
-    assert (ROOT / script).read_text() in blocks
+@pytest.mark.parametrize('section', ['index.md', *sorted(SHOWN)])
+def test_no_section_shows_a_copy_of_code(section):
+    text = (ROOT / 'chapter_hpo' / section).read_text()
+    assert '```python' not in text
 
 
-@pytest.mark.parametrize('section', sorted(WHOLE_FILES) + EXCERPTS_ONLY)
-def test_every_shown_excerpt_is_verbatim(section):
-    files = [*ROOT.glob('*.py'), *ROOT.glob('hpo/*.py')]
-    sources = {str(p.relative_to(ROOT)): p.read_text() for p in files}
-    assert shown_blocks(section), f'{section} shows no code'
-    for block in shown_blocks(section):
-        found = [name for name, text in sources.items() if block in text]
-        assert found, f'{section} shows code found in no file:\n{block}'
+@pytest.mark.parametrize('section,what', [(s, w) for s in sorted(SHOWN)
+                                          for w in SHOWN[s]])
+def test_section_shows_the_live_source(section, what):
+    assert f'hpo.show({what})' in cell_lines(section)
+
+
+def test_show_prints_a_file_or_a_function_exactly(capsys):
+    import hpo.sim
+    hpo.show('train_script.py')
+    assert capsys.readouterr().out == (ROOT / 'train_script.py').read_text()
+    hpo.show(hpo.sim.synchronous_sh)
+    assert capsys.readouterr().out == \
+        inspect.getsource(hpo.sim.synchronous_sh)
+    with pytest.raises(FileNotFoundError):
+        hpo.show('no_such_script.py')
 
 
 def test_shown_search_space_is_the_one_both_sections_tune():
@@ -58,7 +70,6 @@ def test_shown_search_space_is_the_one_both_sections_tune():
 # hpo.tuner.run_experiment (the entry point and the budget differ)
 RUN_ARGUMENTS = {'LocalBackend': ('num_gpus_per_trial', 'gpus_to_use'),
                  'Tuner': ('n_workers', 'sleep_time', 'max_failures')}
-CODE_CELL = re.compile(r'^```\{\.python \.input\}\n(.*?)^```$', re.S | re.M)
 
 
 def run_arguments(source):
@@ -74,10 +85,8 @@ def run_arguments(source):
     return calls
 
 
-@pytest.mark.parametrize('section', ['rs-async.md', 'sh-async.md',
-                                     'hpo-ray.md'])
+@pytest.mark.parametrize('section', sorted(SHOWN))
 def test_benchmarks_run_experiments_as_the_sections_do(section):
-    import inspect
     import hpo.tuner
     text = (ROOT / 'chapter_hpo' / section).read_text()
     cells = '\n'.join(c.replace('%', '#') for c in CODE_CELL.findall(text))
