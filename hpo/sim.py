@@ -102,35 +102,26 @@ def check_curve(curve, where, max_epochs):
                          f'{max_epochs}, and not a divergence')
 
 
-def _pad(curve, max_epochs):
-    """A diverged curve continued to ``max_epochs`` at error 1.0, at no
-    cost: the real script stopped at the divergence."""
-    last = int(curve['epoch'].iloc[-1])
-    pad = curve.iloc[[-1] * (max_epochs - last)].assign(
-        epoch=range(last + 1, max_epochs + 1), validation_error=1.0,
-        test_error=np.nan, padded=True)
-    return pd.concat([curve, pad], ignore_index=True)
-
-
 def load_curves(path=CURVES):
     """The checked table of learning curves at ``path``, one row per
-    configuration and epoch, with ``diverged`` and ``padded`` (a row
-    added by :func:`_pad`); ``ValueError`` names what is malformed."""
+    configuration and epoch, with ``diverged`` and ``padded``: a diverged
+    curve goes on to the last epoch at error 1.0 and at no cost (the real
+    script stopped at the divergence). ``ValueError`` names what is
+    malformed."""
     df = pd.read_csv(path, comment='#')
     _check_table(df, path)
-    df['epoch'] = df['epoch'].astype(int)
-    df = df.sort_values(['config_id', 'epoch']).reset_index(drop=True)
+    df = df.astype({'epoch': int}).sort_values(['config_id', 'epoch'])
     max_epochs = int(df['epoch'].max())
-    pieces = []
     for config_id, curve in df.groupby('config_id'):
         check_curve(curve, f'{path}: configuration {config_id}', max_epochs)
-        diverged = curve['epoch'].iloc[-1] < max_epochs
-        curve = curve.assign(diverged=diverged, padded=False)
-        pieces.append(_pad(curve, max_epochs) if diverged else curve)
-    curves = pd.concat(pieces, ignore_index=True)
-    curves['padded'] = curves['padded'].astype(bool)
-    curves.attrs['source'] = str(path)
-    return curves
+    last = df.groupby('config_id').tail(1)
+    pad = last.loc[last.index.repeat(max_epochs - last['epoch'])]
+    pad = pad.assign(epoch=pad['epoch'] + pad.groupby(level=0).cumcount() + 1,
+                     validation_error=1.0, test_error=np.nan)
+    df = df.assign(diverged=df['config_id'].isin(pad['config_id']))
+    curves = pd.concat([df.assign(padded=False),
+                        pad.assign(diverged=True, padded=True)])
+    return curves.sort_values(['config_id', 'epoch'], ignore_index=True)
 
 
 def cut(curves, max_epochs):
