@@ -143,32 +143,23 @@ def scaled(curves, factor):
         startup_cpu_time=curves['startup_cpu_time'] * factor)
 
 
-def time_model(curves):
-    """Recorded seconds to a report: per epoch, a least-squares fit of
-    ``a + b / batch_size`` over the configurations. Returns a function
-    ``(epochs, batch_sizes) -> seconds`` of arrays."""
+def speed_factor(reports, trials, curves):
+    """How much longer this machine takes than the recording: the
+    seconds from each trial's start to its last report in a real run
+    (``reports``, ``trials``), summed, over what the recording predicts
+    for them (per epoch, a least-squares fit of ``a + b / batch_size``
+    over the configurations); :func:`scaled` applies it."""
+    last = reports.sort_values('time').groupby('trial_id').last()
+    joined = last[['epoch', 'time']].join(trials[['start', 'batch_size']])
+    if not len(joined):
+        raise ValueError('no reports to measure the speed of this machine')
     real = curves[~curves['padded']]
     coef = np.array([np.linalg.lstsq(
         np.column_stack([np.ones(len(g)), 1 / g['batch_size']]),
         g['cpu_time'], rcond=None)[0]
         for _, g in real.groupby('epoch')])  # row e - 1: epoch e
-
-    def seconds(epochs, batch_sizes):
-        a, b = coef[np.asarray(epochs, dtype=int) - 1].T
-        return a + b / np.asarray(batch_sizes, dtype=float)
-    return seconds
-
-
-def speed_factor(reports, trials, curves):
-    """How much longer this machine takes than the recording: the
-    seconds from each trial's start to its last report in a real run
-    (``reports``, ``trials``), summed, over what :func:`time_model`
-    predicts for them; :func:`scaled` applies it."""
-    last = reports.sort_values('time').groupby('trial_id').last()
-    joined = last[['epoch', 'time']].join(trials[['start', 'batch_size']])
-    if not len(joined):
-        raise ValueError('no reports to measure the speed of this machine')
-    predicted = time_model(curves)(joined['epoch'], joined['batch_size'])
+    a, b = coef[joined['epoch'].to_numpy(int) - 1].T
+    predicted = a + b / joined['batch_size'].to_numpy(float)
     return float((joined['time'] - joined['start']).sum()
                  / predicted.sum())
 
@@ -355,74 +346,55 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
             trial_backend=backend, scheduler=scheduler,
             stop_criterion=stop, n_workers=n_workers, sleep_time=0,
             callbacks=[callback], save_tuner=False).run()
-    configs = _configs(curves)
-    results = _results(callback.dataframe(), configs, max_wallclock_time,
-                       max_epochs, once=method == 'random search')
+    reports = callback.dataframe().rename(columns={
+        'st_tuner_time': 'time', 'st_decision': 'decision',
+        'config_config_id': 'config_id'})
+    if method == 'random search':  # one report, at the end of the trial
+        last = _last_real_epoch(curves).reindex(reports['config_id'])
+        reports = reports[reports['epoch'].to_numpy() == last.to_numpy()]
     trials = pd.DataFrame(dict(
         config_id=pd.Series(backend.configs, dtype=int),
         start=pd.Series(backend.started, dtype=float),
         end=pd.Series(backend.ended, dtype=float))).fillna(np.inf)
-    return Simulation(results, _trial_table(
-        trials.astype({'config_id': int}), results, configs, max_epochs,
-        max_wallclock_time))
+    return _simulation(reports, trials, curves, max_wallclock_time)
 
 
-def _configs(curves):
-    """Per configuration: hyperparameters and ``diverged_at``, its last
-    real epoch (``max_epochs`` if it did not diverge)."""
+def _last_real_epoch(curves):
+    """Per configuration, its last epoch before any padding."""
+    return curves[~curves['padded']].groupby('config_id')['epoch'].max()
+
+
+def _simulation(reports, trials, curves, horizon, jobs=None):
+    """The :class:`Simulation` of a run's ``reports`` (``trial_id``,
+    ``config_id``, ``epoch``, ``validation_error``, ``cpu_time``,
+    ``decision``, ``time``) and ``trials`` (``config_id``, ``start``,
+    ``end`` by id) within ``horizon``; a trial's padded epochs count as
+    past its divergence."""
+    max_epochs = int(curves['epoch'].max())
     configs = curves.groupby('config_id')[HYPERPARAMETERS].first()
-    configs['diverged_at'] = (~curves['padded']).groupby(
-        curves['config_id']).sum()
-    return configs
-
-
-def _results(raw, configs, max_wallclock_time, max_epochs, once=False):
-    """The simulator's reports as :class:`Simulation` holds them; with
-    ``once``, only each trial's last (as ``train_script.py`` sends)."""
-    if raw.empty:  # no report within the budget
-        raw = pd.DataFrame(columns=['st_tuner_time', 'st_decision',
-                                    'config_config_id', 'trial_id', 'epoch',
-                                    *OBJECTIVES])
-    df = raw.rename(columns={'st_tuner_time': 'time',
-                             'st_decision': 'decision',
-                             'config_config_id': 'config_id'})
-    if once:  # the epoch of a trial's last real report
-        last = configs['diverged_at'].reindex(df['config_id']).to_numpy()
-        df = df[df['epoch'].to_numpy() == last]
-    return _report_table(df, configs, max_epochs, max_wallclock_time)
-
-
-def _report_table(df, configs, max_epochs, horizon):
-    df = df[df['time'] <= horizon].sort_values('time', kind='stable')
-    df = df.reset_index(drop=True)
-    df = df.join(configs[HYPERPARAMETERS], on='config_id')
-    df['final'] = df['epoch'] == max_epochs  # a trial that ran all epochs
-    delivered = df['validation_error'].where(df['final'])
-    df['best'] = delivered.cummin().ffill()  # best delivered so far
-    return df[['trial_id', 'config_id', *HYPERPARAMETERS, 'epoch',
-               'validation_error', 'cpu_time', 'decision', 'time', 'final',
-               'best']]
-
-
-def _trial_table(trials, results, configs, max_epochs, horizon):
-    """The trials (``config_id``, ``start``, ``end`` by id) that started
-    within ``horizon``, ended by it, with ``epochs``, ``best_error``,
-    ``status`` (a padded epoch is past a divergence) and the
-    hyperparameters."""
+    results = reports[reports['time'] <= horizon].sort_values(
+        'time', kind='stable').reset_index(drop=True)
+    results = results.join(configs, on='config_id')
+    results['final'] = results['epoch'] == max_epochs  # ran all epochs
+    delivered = results['validation_error'].where(results['final'])
+    results['best'] = delivered.cummin().ffill()  # best delivered so far
+    results = results[['trial_id', 'config_id', *HYPERPARAMETERS, 'epoch',
+                       'validation_error', 'cpu_time', 'decision', 'time',
+                       'final', 'best']]
     trials = trials[trials['start'] < horizon].assign(
         end=trials['end'].clip(upper=horizon))
     by_trial = results.groupby('trial_id')
     epochs = by_trial['epoch'].max().reindex(trials.index, fill_value=0)
     stopped = (by_trial['decision'].last().reindex(trials.index)
                == 'STOP') & (trials['end'] < horizon)
-    at = configs['diverged_at'].reindex(trials['config_id']).to_numpy()
+    at = _last_real_epoch(curves).reindex(trials['config_id']).to_numpy()
     trials = trials.assign(
         epochs=epochs.astype(int),
         best_error=by_trial['validation_error'].min().astype(float),
         status=[ended_as(min(e, d), max_epochs, stopped=s, diverged=e >= d)
                 for e, d, s in zip(epochs, at, stopped)])
-    return trials.rename_axis('trial_id').join(configs[HYPERPARAMETERS],
-                                               on='config_id')
+    trials = trials.rename_axis('trial_id').join(configs, on='config_id')
+    return Simulation(results, trials, jobs)
 
 
 def synchronous_sh(elapsed, errors, n_workers, eta=3, poll=0.5, clock=0,
@@ -505,13 +477,10 @@ def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
         decision=np.where((epoch == each['last_epoch'].to_numpy())
                           & (epoch < max_epochs), 'STOP', 'CONTINUE')))
     by_trial = jobs.groupby('trial_id')
-    configs = _configs(curves)
-    results = _report_table(reports, configs, max_epochs, horizon)
     trials = pd.DataFrame(dict(config_id=by_trial['config_id'].first(),
                                start=by_trial['start'].min(),
                                end=by_trial['end'].max()))
-    return Simulation(results, _trial_table(trials, results, configs,
-                                            max_epochs, horizon), jobs)
+    return _simulation(reports, trials, curves, horizon, jobs)
 
 
 def _one_run(task):
@@ -533,16 +502,9 @@ def run_many(methods, seeds, curves, processes=None, **kwargs):
     import multiprocessing
     tasks = [(m, s, curves, kwargs) for m in methods for s in seeds]
     processes = min(processes or os.cpu_count() or 1, len(tasks))
-    if processes > 1:
-        pool = multiprocessing.get_context('spawn').Pool(processes)
-        try:
+    if processes > 1:  # leaving the pool stops its workers, also on Ctrl+C
+        with multiprocessing.get_context('spawn').Pool(processes) as pool:
             frames = pool.map(_one_run, tasks, chunksize=1)
-            pool.close()
-        except BaseException:
-            pool.terminate()  # an error or Ctrl+C: stop the workers now
-            raise
-        finally:
-            pool.join()
     else:
         frames = [_one_run(task) for task in tasks]
     df = pd.concat(frames, ignore_index=True)
@@ -564,17 +526,14 @@ def speedup(curves, n_workers_list=(1, 2, 4, 8, 16, 32), seeds=range(50),
     (censored at ``max_wallclock_time / K``), the share that got there,
     ``speedup`` (median T_1 / T_K, interval) and speed-up / K."""
     target = default_target(curves) if target is None else target
-    times = {}
-    for k in n_workers_list:
-        runs = run_many(['random search'], seeds, curves, n_workers=k,
-                        max_wallclock_time=max_wallclock_time / k,
-                        stop_below=target, **kwargs)
-        times[k] = hpo.stats.times_to_target(
-            runs, target).droplevel('method').rename(k)
-    table = pd.concat(times, axis=1).rename_axis(columns='method').stack()
-    table = table.swaplevel().rename('time')
+    runs = pd.concat([run_many(['random search'], seeds, curves,
+                               n_workers=k, stop_below=target,
+                               max_wallclock_time=max_wallclock_time / k,
+                               **kwargs).assign(method=k)  # K as method
+                      for k in n_workers_list])
     paired = hpo.stats.paired_comparison(
-        table, {k: max_wallclock_time / k for k in n_workers_list},
+        hpo.stats.times_to_target(runs, target),
+        {k: max_wallclock_time / k for k in n_workers_list},
         reference=n_workers_list[0]).rename_axis('n_workers')
     return pd.DataFrame(dict(
         median_time=paired['median_time'], speedup=1 / paired['ratio'],
