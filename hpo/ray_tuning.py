@@ -1,5 +1,6 @@
 """Ray Tune next to Syne Tune: the trainable, ASHA on record, the trials'
 table, the same configurations for both, and what compares them."""
+import argparse
 import contextlib
 import io
 import json
@@ -7,6 +8,7 @@ import os
 import re
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -50,16 +52,13 @@ def ray_search_space(space):
 def trial_args(config):
     """The training arguments of a trial, checked as on the command line."""
     parser = make_parser('a Ray Tune trial')
-    parser.prog = 'train_fn'
+    parser.exit_on_error = False  # raise what it would print, and exit
     known = {a.dest for a in parser._actions}
-    argv = [f'--{k}={v}' for k, v in config.items() if k in known]
-    message = io.StringIO()
     try:
-        with contextlib.redirect_stderr(message):
-            return parser.parse_args(argv)
-    except SystemExit:  # argparse said why on stderr
-        raise ValueError(message.getvalue().strip().splitlines()[-1]) \
-            from None
+        return parser.parse_args(
+            [f'--{k}={v}' for k, v in config.items() if k in known])
+    except argparse.ArgumentError as e:
+        raise ValueError(f'train_fn: error: {e}') from None
 
 
 class StartupCatcher(io.TextIOBase):
@@ -288,13 +287,12 @@ def configurations_run(trials, configs):
         return all(np.isclose(row[k], v, rtol=1e-12) if isinstance(v, float)
                    else row[k] == v for k, v in config.items())
 
-    ordered = sorted(trials.index, key=number)
-    for position, trial_id in enumerate(ordered):
-        row, config = trials.loc[trial_id], configs[number(trial_id)]
-        if number(trial_id) != position or not same(row, config):
+    for position, trial_id in enumerate(sorted(trials.index, key=number)):
+        if number(trial_id) != position or not same(trials.loc[trial_id],
+                                                    configs[position]):
             raise ValueError(f'trial {trial_id} did not run the '
                              f'configuration at position {position}')
-    return len(ordered)
+    return len(trials)
 
 
 def local_overheads(exp, trials):
@@ -324,30 +322,28 @@ LABELS = {'trials': 'trials started',
 def summarize(runs, n_workers, levels):
     """The numbers the section compares (names in ``LABELS``), a column
     for each run of ``{name: (trials, worker processes or None)}``."""
-    return pd.DataFrame({name: _summary(trials, n_workers, levels, procs)
-                         for name, (trials, procs) in runs.items()})
-
-
-def _summary(trials, n_workers, levels, processes):
-    counts = trials['status'].value_counts()
-    done = trials[trials['status'] == 'completed']
-    best = done.sort_values('validation_error').iloc[:1]
-    stopped = trials[trials['status'] == 'stopped']
-    return pd.Series({
-        'trials': len(trials),
-        **{status: int(counts.get(status, 0))  # stopped, completed always
-           for status in hpo.trials.STATUSES
-           if status in counts or status in ('stopped', 'completed')},
-        'epochs': int(trials['epochs'].sum()),
-        'stopped_at': sorted({int(e) for e in stopped['epochs']}),
-        'only_at_rungs': set(stopped['epochs']) <= set(levels),
-        'best_error': best['validation_error'].round(4).max(),
-        'its_test_error': best['test_error'].round(4).max(),
-        'busy': round(hpo.trials.busy_fraction(
-            trials, n_workers, trials['end'].max()), 3),
-        'overhead_median': round(trials['overhead'].median(), 2),
-        'overhead_max': round(trials['overhead'].max(), 2),
-        'processes': len(trials) if processes is None else processes})
+    columns = {}
+    for name, (trials, processes) in runs.items():
+        counts = trials['status'].value_counts()
+        done = trials[trials['status'] == 'completed']
+        best = done.sort_values('validation_error').iloc[:1]
+        stopped = trials[trials['status'] == 'stopped']
+        columns[name] = pd.Series({
+            'trials': len(trials),
+            **{status: int(counts.get(status, 0))  # stopped, completed always
+               for status in hpo.trials.STATUSES
+               if status in counts or status in ('stopped', 'completed')},
+            'epochs': int(trials['epochs'].sum()),
+            'stopped_at': sorted({int(e) for e in stopped['epochs']}),
+            'only_at_rungs': set(stopped['epochs']) <= set(levels),
+            'best_error': best['validation_error'].round(4).max(),
+            'its_test_error': best['test_error'].round(4).max(),
+            'busy': round(hpo.trials.busy_fraction(
+                trials, n_workers, trials['end'].max()), 3),
+            'overhead_median': round(trials['overhead'].median(), 2),
+            'overhead_max': round(trials['overhead'].max(), 2),
+            'processes': len(trials) if processes is None else processes})
+    return pd.DataFrame(columns)
 
 
 def compare_sentence(side):
@@ -368,33 +364,34 @@ def _toy_trial(trial_id):
 
 
 def _schedulers(max_t, eta, brackets=1):
-    """Both libraries' ASHA on ``error`` at ``epoch``, grace period 1."""
-    from ray.tune.schedulers import ASHAScheduler
+    """Both libraries' ASHA on ``error`` at ``epoch``, grace period 1, each
+    as ``(scheduler, add(trial), report(trial, result))``."""
     from syne_tune.config_space import uniform
     from syne_tune.optimizer.baselines import ASHA
-    return {'Syne Tune': ASHA(
-                {'x': uniform(0, 1), 'max_epochs': max_t}, metric='error',
-                time_attr='epoch', max_t=max_t, grace_period=1,
-                reduction_factor=eta, brackets=brackets, do_minimize=True,
-                random_seed=0),
-            'Ray Tune': ASHAScheduler(
-                time_attr='epoch', metric='error', mode='min', max_t=max_t,
-                grace_period=1, reduction_factor=eta, brackets=brackets)}
+    st = ASHA({'x': uniform(0, 1), 'max_epochs': max_t}, metric='error',
+              time_attr='epoch', max_t=max_t, grace_period=1,
+              reduction_factor=eta, brackets=brackets, do_minimize=True,
+              random_seed=0)
+    ray = ASHAScheduler(time_attr='epoch', metric='error', mode='min',
+                        max_t=max_t, grace_period=1, reduction_factor=eta,
+                        brackets=brackets)
+    return {'Syne Tune': (st, st.on_trial_add, st.on_trial_result),
+            'Ray Tune': (ray, partial(ray.on_trial_add, None),
+                         partial(ray.on_trial_result, None))}
 
 
 def toy_decisions(errors, reduction_factor):
     """Both libraries' ASHA (``max_t`` 8) on results at epoch 1, each
     error a new trial's, next to both rules of ``hpo.asha_rules``."""
     from hpo.sim import rung_levels_formula
-    st, ray = _schedulers(8, reduction_factor).values()
+    schedulers = _schedulers(8, reduction_factor)
     rows = []
     for i, error in enumerate(errors):
-        result, trial = {'epoch': 1, 'error': error}, _toy_trial(i)
-        st.on_trial_add(trial)
-        ray.on_trial_add(None, trial)
-        rows.append({'error': error,
-                     'Syne Tune': str(st.on_trial_result(trial, result)),
-                     'Ray Tune': ray.on_trial_result(None, trial, result)})
+        row, trial = {'error': error}, _toy_trial(i)
+        for name, (_, add, report) in schedulers.items():
+            add(trial)
+            row[name] = str(report(trial, {'epoch': 1, 'error': error}))
+        rows.append(row)
     table = pd.DataFrame(rows)
     recomputed = hpo.asha_rules.both_rules(
         table.assign(trial_id=table.index, epoch=1),
@@ -403,18 +400,14 @@ def toy_decisions(errors, reduction_factor):
         ', recomputed'))
 
 
-# what compare_structure reads of each library's scheduler: its brackets,
-# a bracket's rungs, the bracket of each trial, and how trials are added
-# and report to a bracket
-_INSIDE = {
-    'Syne Tune': (lambda s: s.brackets, lambda b: b.rungs,
-                  lambda s: s.trial_info, lambda s, t: s.on_trial_add(t),
-                  lambda b, t, epoch: b.on_result(
-                      trial_id=t.trial_id, cur_iter=epoch,
-                      metrics={'error': 0.5})),
-    'Ray Tune': (lambda s: s._brackets, lambda b: b._rungs,
-                 lambda s: s._trial_info, lambda s, t: s.on_trial_add(None, t),
-                 lambda b, t, epoch: b.on_result(t, epoch, -0.5))}
+def _inside(scheduler):
+    """The brackets of either library's ASHA, the rungs of each (level,
+    errors recorded there by trial), and the bracket of each trial."""
+    if isinstance(scheduler, ASHAScheduler):  # Ray's, private attributes
+        brackets = scheduler._brackets
+        return brackets, [b._rungs for b in brackets], scheduler._trial_info
+    brackets = scheduler.brackets
+    return brackets, [b.rungs for b in brackets], scheduler.trial_info
 
 
 def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
@@ -425,23 +418,23 @@ def compare_structure(max_t, reduction_factor, brackets, n_trials=3000):
     weights = np.exp(-np.arange(brackets))
     table = pd.DataFrame(index=pd.RangeIndex(brackets, name='bracket'))
     late = {}
-    for name, inside in _INSIDE.items():
-        brackets_of, rungs_of, info, add, report = inside
-        scheduler = _schedulers(max_t, reduction_factor, brackets)[name]
+    for name in ('Syne Tune', 'Ray Tune'):
+        scheduler, add, _ = _schedulers(max_t, reduction_factor,
+                                        brackets)[name]
         np.random.seed(0)
         for i in range(n_trials):
-            add(scheduler, _toy_trial(i))
-        index = {id(b): k for k, b in enumerate(brackets_of(scheduler))}
-        counts = np.bincount([index[id(b)] for b in info(scheduler).values()],
+            add(_toy_trial(i))
+        all_brackets, rungs, info = _inside(scheduler)
+        counts = np.bincount([all_brackets.index(b) for b in info.values()],
                              minlength=brackets)
-        table[name, 'rungs'] = [
-            ' '.join(map(str, sorted(int(r) for r, _ in rungs_of(b))))
-            for b in brackets_of(scheduler)]
+        levels = [sorted(int(r) for r, _ in bracket) for bracket in rungs]
+        table[name, 'rungs'] = [' '.join(map(str, ls)) for ls in levels]
         table[name, 'share'] = np.round(counts / n_trials, 3)
-        one, trial = _schedulers(max_t, reduction_factor)[name], _toy_trial(0)
-        add(one, trial)
-        report(brackets_of(one)[0], trial, 5)
-        late[name] = [int(r) for r, recorded in rungs_of(brackets_of(one)[0])
+        one, add, report = _schedulers(max_t, reduction_factor)[name]
+        trial = _toy_trial(0)
+        add(trial)
+        report(trial, {'epoch': 5, 'error': 0.5})
+        late[name] = [int(r) for r, recorded in _inside(one)[1][0]
                       if trial.trial_id in recorded]
     table['e^-s', 'normalized'] = np.round(weights / weights.sum(), 3)
     table.columns = pd.MultiIndex.from_tuples(table.columns)
