@@ -149,14 +149,13 @@ class RayCluster:
         # the nodes inherit the tag, and their workers from them
         tagged = dict(START_ENV, **{TAG_VARIABLE: self.tag})
         try:
-            with mock.patch.dict(os.environ, tagged):
-                with mock.patch.dict(os.environ, self.node_env[0]):
-                    self.local = Cluster(
-                        initialize_head=True,
-                        head_node_args=dict(node, include_dashboard=False))
-                for env in self.node_env[1:]:
-                    with mock.patch.dict(os.environ, env):
-                        self.local.add_node(**node)
+            with mock.patch.dict(os.environ, tagged, **self.node_env[0]):
+                self.local = Cluster(
+                    initialize_head=True,
+                    head_node_args=dict(node, include_dashboard=False))
+            for env in self.node_env[1:]:
+                with mock.patch.dict(os.environ, tagged, **env):
+                    self.local.add_node(**node)
             self.local.wait_for_nodes()
             self._init(self.local.address)
         except BaseException:
