@@ -6,6 +6,7 @@ done); otherwise the highest rung at or below its epoch that has not yet
 judged the trial judges it, and records its error whatever the decision.
 Only the rule at a rung differs (``syne_tune_rule``, ``ray_tune_rule``).
 """
+import statistics
 from fractions import Fraction
 
 import pandas as pd
@@ -25,23 +26,15 @@ def ray_tune_rule(previous, error, eta):
     it, floating point could tip Ray either way: ``'TIE'``."""
     if not previous:
         return 'CONTINUE'
-    q = quantile(sorted(previous), Fraction(1, eta))
+    # exact on fractions; statistics.quantiles needs two values or more
+    q = (statistics.quantiles(previous, n=eta, method='inclusive')[0]
+         if len(previous) > 1 else previous[0])
     if error == q:
         return 'TIE'
     return 'CONTINUE' if error < q else 'STOP'
 
 
 RULES = {'Ray Tune': ray_tune_rule, 'Syne Tune': syne_tune_rule}
-
-
-def quantile(values, q):
-    """The ``q``-quantile of sorted ``values``, linear interpolation."""
-    position = q * (len(values) - 1)
-    below = int(position)  # floor, position >= 0
-    if below == len(values) - 1:
-        return values[below]
-    weight = position - below
-    return values[below] + weight * (values[below + 1] - values[below])
 
 
 def decisions(reports, levels, max_t, eta, rule):
@@ -53,19 +46,18 @@ def decisions(reports, levels, max_t, eta, rule):
     judged = {r: set() for r in levels}
     out = []
     for row in reports.itertuples():
-        if row.epoch >= max_t:
-            out.append('STOP')
-            continue
         open_rungs = [r for r in levels
                       if r <= row.epoch and row.trial_id not in judged[r]]
-        if not open_rungs:
+        if row.epoch >= max_t:  # the trial is done
+            out.append('STOP')
+        elif not open_rungs:
             out.append('CONTINUE')
-            continue
-        rung = open_rungs[-1]
-        error = Fraction(float(row.error))
-        out.append(rule(recorded[rung], error, eta))
-        recorded[rung].append(error)
-        judged[rung].add(row.trial_id)
+        else:
+            rung = open_rungs[-1]
+            error = Fraction(float(row.error))
+            out.append(rule(recorded[rung], error, eta))
+            recorded[rung].append(error)
+            judged[rung].add(row.trial_id)
     return out
 
 
