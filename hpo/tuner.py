@@ -13,15 +13,15 @@ from unittest import mock
 ROOT = Path(__file__).resolve().parents[1]  # the training scripts
 # the columns of the tuned hyperparameters, in every table of trials
 HYPERPARAMETERS = ['learning_rate', 'momentum', 'batch_size']
-# Syne Tune 0.16's ASHA warns, whenever one is made, about an argument it
-# passes itself ("points_to_evaluate is passed in searcher_kwargs ...")
-ASHA_WARNING = ('syne_tune.optimizer.schedulers.searchers.'
-                'last_value_multi_fidelity_searcher')
 
 
 def hide_asha_warning():
-    """Hide that warning, which says nothing about our code."""
-    logging.getLogger(ASHA_WARNING).setLevel(logging.ERROR)
+    """Hide the warning Syne Tune 0.16's ASHA gives whenever one is made,
+    about an argument it passes itself ("points_to_evaluate is passed in
+    searcher_kwargs ..."), which says nothing about our code."""
+    searcher = ('syne_tune.optimizer.schedulers.searchers.'
+                'last_value_multi_fidelity_searcher')
+    logging.getLogger(searcher).setLevel(logging.ERROR)
 
 
 def run_experiment(scheduler, script, seconds, setup, folder=None,
@@ -50,8 +50,7 @@ def run_experiment(scheduler, script, seconds, setup, folder=None,
             output_logger=plain_logger())
         with tuning():
             tuner.run()
-        return load_experiment(tuner.name, local_path=(
-            None if folder is None else str(folder)))
+        return load_experiment(tuner.name)  # where SYNETUNE_FOLDER says
 
 
 def search_space():
@@ -96,15 +95,6 @@ def _status_line(tuning_status):
     return str(tuning_status).strip().splitlines()[-1]
 
 
-def _count_gpus_elsewhere():
-    """Syne Tune counts the GPUs once per process, writing nvidia-smi's
-    output to ``./std.out``: count them now, in a temporary directory,
-    so that no ``std.out`` is left beside a notebook."""
-    from syne_tune import num_gpu
-    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
-        num_gpu.get_num_gpus()
-
-
 @contextlib.contextmanager
 def tuning():
     """Around ``tuner.run()``: SIGTERM stops the trials, as Ctrl+C does
@@ -112,8 +102,12 @@ def tuning():
     sent again at the end), and the summary is one line: Syne Tune 0.16
     prints it with ``syne_tune.tuner.print_best_metric_found``, which no
     logger or callback can replace, so the block replaces it until it ends."""
-    from syne_tune import tuner
-    _count_gpus_elsewhere()
+    from syne_tune import num_gpu, tuner
+    # Syne Tune counts the GPUs once per process, writing nvidia-smi's
+    # output to ./std.out: count them now, elsewhere, so that no std.out
+    # is left beside a notebook
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        num_gpu.get_num_gpus()
     library_version = tuner.print_best_metric_found
     terminated = []
 
