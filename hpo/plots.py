@@ -35,10 +35,7 @@ def plot_learning_curves(exp, trials):
     marker at a curve's end says how the trial ended."""
     df = report_times(exp)
     ax = _axes((6, 3), 'validation error')
-    for trial_id in trials.index:
-        t = df[df.trial_id == trial_id]
-        if not len(t):
-            continue
+    for trial_id, t in df.groupby('trial_id'):
         status = trials.loc[trial_id, 'status']
         color = STATUS_COLORS[status]
         ax.plot(t['time'], t['validation_error'], '-', color=color,
@@ -137,8 +134,7 @@ def plot_ecdf(times, horizon, methods=None):
         share = np.arange(1, len(t) + 1) / len(t)
         within = t <= horizon
         ax.step(np.r_[0, t[within], horizon],
-                np.r_[0, share[within], share[within][-1:]
-                      if within.any() else 0], where='post',
+                np.r_[0, share[within], within.mean()], where='post',
                 color=f'C{i}', label=method)
     ax.set_xlim(0, horizon)
     ax.set_ylim(0, 1.02)

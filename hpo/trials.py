@@ -26,10 +26,6 @@ def ended_as(epochs, max_epochs, stopped=False, diverged=False,
     return 'stopped' if stopped else 'cut off'
 
 
-def _mtime(path):
-    return path.stat().st_mtime if path.exists() else None
-
-
 def trial_table(exp):
     """One row per trial of a finished experiment, with its configuration and
     ``log`` (std.err). Seconds since the tuner started, worker-side: a trial
@@ -47,32 +43,34 @@ def trial_table(exp):
 
 def _trial_row(trial_dir, t0, reports):
     """``trial_table``'s row for one trial, from its folder and reports."""
-    start = _mtime(trial_dir / 'config.json') - t0
-    row = dict(trial_id=int(trial_dir.name), start=start, epochs=0,
+    config = trial_dir / 'config.json'
+    row = dict(trial_id=int(trial_dir.name),
+               start=config.stat().st_mtime - t0, epochs=0,
                validation_error=np.nan, test_error=np.nan,
                best_error=np.nan, log=trial_dir / 'std.err')
-    row.update(json.loads((trial_dir / 'config.json').read_text()))
-    last_report = None
+    row.update(json.loads(config.read_text()))
+    last_report, stopped = None, False
     if len(reports):
         last = reports.iloc[-1]
         last_report = last['st_worker_timestamp'] - t0
+        stopped = last['st_decision'] == 'STOP'
         row.update(epochs=int(last['epoch']),
                    validation_error=last['validation_error'],
                    test_error=last.get('test_error', np.nan),
                    best_error=reports['validation_error'].min())
-    killed = _mtime(trial_dir / 'stop')  # the tuner ended it
+    stop = trial_dir / 'stop'  # the tuner ended the trial
+    killed = stop.stat().st_mtime - t0 if stop.exists() else None
     # a trial that ended by itself reported its test error last
     by_itself = killed is None and pd.notna(row['test_error'])
-    status = ended_as(
-        row['epochs'], row['max_epochs'], diverged=by_itself,
-        stopped=bool(len(reports)) and reports.iloc[-1]['st_decision']
-        == 'STOP', failed=killed is None and not by_itself)
+    status = ended_as(row['epochs'], row['max_epochs'], stopped=stopped,
+                      diverged=by_itself,
+                      failed=killed is None and not by_itself)
     if status in ('stopped', 'cut off'):
-        end = killed - t0
+        end = killed
     elif status == 'failed':
         ended = trial_dir / 'end'  # LocalBackend's time stamp, polled
         end = (float(ended.read_text()) - t0 if ended.exists()
-               else last_report or start)
+               else last_report or row['start'])
     else:
         end = last_report
     row.update(status=status, end=end)
@@ -112,11 +110,9 @@ def busy_fraction(trials, n_workers, horizon=None):
 
 def idle_gaps(trials, workers):
     """Seconds from a trial's end to the next start on the same worker."""
-    gaps = []
-    for _, group in trials.assign(worker=workers).groupby('worker'):
-        group = group.sort_values('start')
-        gaps += list(group['start'].values[1:] - group['end'].values[:-1])
-    return np.array(gaps)
+    by_worker = trials.assign(worker=workers).sort_values(['worker', 'start'])
+    previous_end = by_worker.groupby('worker')['end'].shift()
+    return (by_worker['start'] - previous_end).dropna().to_numpy()
 
 
 def failed_trials(trials, n_lines=5):
