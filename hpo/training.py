@@ -4,7 +4,6 @@ On a GPU only: the data kept there as ``uint8``, cuDNN autotuning, larger
 validation batches, ``--channels_last``/``--bf16`` (``benchmarks/gpu.py``)."""
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -16,7 +15,7 @@ from torch.nn import functional as F
 
 from hpo.data import NUM_VAL, DataUnavailableError, load_data
 
-# When this module (and PyTorch) finished importing: see startup_breakdown
+# When this module (and PyTorch) finished importing: see _train
 TORCH_IMPORTED = time.time()
 # Images per validation batch. On a GPU, AlexNet's first convolution and
 # its ReLU take about 1.1 GB for 500 images (arithmetic, not measured):
@@ -31,12 +30,6 @@ def to_input(images, image_size, device):
         x = F.interpolate(x, size=image_size, mode='bilinear',
                           align_corners=False)
     return x
-
-
-def init_weights(module):
-    if isinstance(module, (nn.Linear, nn.Conv2d)):
-        nn.init.xavier_uniform_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 def lenet(num_classes=10):
@@ -95,7 +88,10 @@ def build_model(name, image_size, device):
     model = MODELS[name]().to(device)
     with torch.no_grad():  # materialise lazy layers before initialising
         model(torch.zeros(1, 1, image_size, image_size, device=device))
-    model.apply(init_weights)
+    for layer in model.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
     return model
 
 
@@ -116,12 +112,6 @@ class GPUOptions(nn.Module):
             return self.model(x).float()
 
 
-def gpu_options(args):
-    """The GPU-only options ``args`` ask for, as words (for the log)."""
-    return [name for name, on in (('channels-last', args.channels_last),
-                                  ('bf16 autocast', args.bf16)) if on]
-
-
 def cuda_problem():
     """Why PyTorch cannot use CUDA in this process, or None if it can."""
     if torch.cuda.is_available():
@@ -129,29 +119,24 @@ def cuda_problem():
     try:
         torch.cuda.init()
     except Exception as e:  # no driver, a CPU-only build of PyTorch, ...
-        lines = str(e).strip().splitlines()
-        return lines[0] if lines else type(e).__name__
+        return (str(e).strip().splitlines() or [type(e).__name__])[0]
     return 'torch.cuda.is_available() is False'
-
-
-def given_gpu():
-    """Why this process was given a GPU, or None: ``CUDA_VISIBLE_DEVICES``
-    (empty or ``-1``: none), else ``nvidia-smi`` (one GPU: LocalBackend
-    sets nothing)."""
-    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-    if visible is not None:
-        hidden = visible.strip() in ('', '-1')
-        return None if hidden else f'CUDA_VISIBLE_DEVICES={visible}'
-    return 'nvidia-smi is on the PATH' if shutil.which('nvidia-smi') else None
 
 
 def choose_device():
     """``(device, warning)``: ``cuda:0`` if PyTorch can use a GPU, else
-    the CPU with one line saying so if this process was given a GPU."""
+    the CPU, with a warning if this process was given a GPU (with one GPU,
+    LocalBackend sets no ``CUDA_VISIBLE_DEVICES``)."""
     if torch.cuda.is_available():
         return torch.device('cuda:0'), None
-    reason = given_gpu()
-    return torch.device('cpu'), reason and (
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if visible is None and shutil.which('nvidia-smi'):
+        reason = 'nvidia-smi is on the PATH'
+    elif visible is not None and visible.strip() not in ('', '-1'):
+        reason = f'CUDA_VISIBLE_DEVICES={visible}'
+    else:
+        return torch.device('cpu'), None
+    return torch.device('cpu'), (
         f'warning: {reason}, but PyTorch cannot use CUDA '
         f'({cuda_problem()}); training on the CPU instead')
 
@@ -163,9 +148,10 @@ def describe_device(device, args):
                else f'CUDA_VISIBLE_DEVICES={visible}')
     if device.type == 'cpu':
         return f'{torch.get_num_threads()} CPU thread(s); {visible}'
-    options = gpu_options(args) or ['float32']
+    options = [name for name, on in (('channels-last', args.channels_last),
+                                     ('bf16 autocast', args.bf16)) if on]
     return (f'{torch.cuda.get_device_name(device)}; {visible}; '
-            + ', '.join(options))
+            + ', '.join(options or ['float32']))
 
 
 def _checked(kind, test, requirement):
@@ -186,7 +172,7 @@ def make_parser(description):
     """Command-line arguments of both scripts (Syne Tune passes them)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument('--learning_rate', default=0.1,
-                   type=_checked(float, lambda v: 0 < v < math.inf,
+                   type=_checked(float, lambda v: 0 < v < float('inf'),
                                  'a number > 0'))
     p.add_argument('--momentum', default=0.9,
                    type=_checked(float, lambda v: 0 <= v < 1,
@@ -212,17 +198,14 @@ def make_parser(description):
 
 def parse_args(description):
     """Parse known arguments; LocalBackend adds ``--st_checkpoint_dir``."""
-    args, _ = make_parser(description).parse_known_args()
-    return args
+    return make_parser(description).parse_known_args()[0]
 
 
 @torch.no_grad()
-def error_rate(model, images, labels, image_size, device, batch_size=None):
+def error_rate(model, images, labels, image_size, device):
     """Fraction of misclassified images; non-finite outputs count as
-    wrong, so a diverged network gets 1.0. One synchronisation per call;
-    ``batch_size`` defaults to ``VAL_BATCH`` of the device's type."""
-    device = torch.device(device)
-    batch_size = batch_size or VAL_BATCH.get(device.type, 1000)
+    wrong, so a diverged network gets 1.0. One synchronisation per call."""
+    batch_size = VAL_BATCH[device.type]
     model.eval()
     wrong = torch.zeros((), dtype=torch.long, device=device)
     for i in range(0, len(labels), batch_size):
@@ -268,17 +251,6 @@ def read_startup(text):
     return None
 
 
-def startup_breakdown(started, entered, loaded, built):
-    """Seconds of a trial's start-up by phase: the process ``started``,
-    this module and PyTorch were imported, ``train`` was ``entered``
-    (after Syne Tune's import), the data ``loaded``, the model ``built``;
-    ``cpu``: CPU seconds used so far."""
-    return {'python_and_torch': TORCH_IMPORTED - started,
-            'syne_tune': entered - TORCH_IMPORTED,
-            'data': loaded - entered, 'model': built - loaded,
-            'total': built - started, 'cpu': time.process_time()}
-
-
 def train(args):
     """Train as ``args`` say; yield ``(epoch, metrics)`` after every epoch.
 
@@ -289,27 +261,19 @@ def train(args):
     try:
         yield from _train(args)
     except RuntimeError as e:
-        if not out_of_memory(e):
+        text = str(e)  # PyTorch's allocator, or CUDA and cuBLAS saying so
+        if not (isinstance(e, torch.OutOfMemoryError)
+                or 'out of memory' in text or 'ALLOC_FAILED' in text):
             raise
-        first = (str(e).strip().splitlines() or ['no details'])[0]
+        first = (text.strip().splitlines() or ['no details'])[0]
         reason = '. '.join(first.split('. ')[:2])  # no advice, no sizes
     else:
         return
     release_gpu_memory()  # the error and its tensors are gone by now
     raise SystemExit(f'error: out of GPU memory with batch size '
-                     f'{args.batch_size} ({reason}); {OUT_OF_MEMORY_HINT}')
-
-
-OUT_OF_MEMORY_HINT = ('smaller batch sizes or fewer trials per GPU '
-                      '(hpo.setups.TRIALS_PER_GPU) avoid this')
-
-
-def out_of_memory(error):
-    """Is ``error`` the GPU out of memory (PyTorch's allocator, or CUDA
-    and cuBLAS with plain errors that say so)?"""
-    text = str(error)
-    return (isinstance(error, torch.OutOfMemoryError)
-            or 'out of memory' in text or 'ALLOC_FAILED' in text)
+                     f'{args.batch_size} ({reason}); smaller batch sizes '
+                     'or fewer trials per GPU (hpo.setups.TRIALS_PER_GPU) '
+                     'avoid this')
 
 
 def release_gpu_memory():
@@ -337,9 +301,15 @@ def _train(args):
         sets = [(x.to(device), y.to(device)) for x, y in sets]
     loaded = time.time()
     model = build_model(args.model, args.image_size, device)
-    if device.type == 'cuda' and gpu_options(args):
+    if device.type == 'cuda' and (args.channels_last or args.bf16):
         model = GPUOptions(model, args.channels_last, args.bf16)
-    startup = startup_breakdown(start, entered, loaded, time.time())
+    built = time.time()
+    # seconds by phase: Python, PyTorch and this module imported, Syne Tune
+    # imported (before ``train``), data loaded, model built; CPU seconds
+    startup = {'python_and_torch': TORCH_IMPORTED - start,
+               'syne_tune': entered - TORCH_IMPORTED,
+               'data': loaded - entered, 'model': built - loaded,
+               'total': built - start, 'cpu': time.process_time()}
     print(STARTUP_TAG, json.dumps({k: round(v, 3)
                                    for k, v in startup.items()}),
           flush=True)
@@ -354,21 +324,22 @@ def _train(args):
 
 def _epochs(model, args, train_set, val_set, test_set, device, start):
     """The training loop of ``train``: one ``(epoch, metrics)`` per epoch."""
-    on_gpu = device.type == 'cuda'
     optimizer = SGD(model.parameters(), args.learning_rate, args.momentum)
     x_all, y_all = train_set
     for epoch in range(1, args.max_epochs + 1):
         model.train()
         diverged = False
-        order = torch.randperm(len(y_all))  # on the CPU: same on both
-        if on_gpu:
-            order = order.to(device)
+        # drawn on the CPU, so that the order is the same on a GPU
+        order = torch.randperm(len(y_all)).to(device)
         for step, i in enumerate(range(0, len(order), args.batch_size)):
             idx = order[i:i + args.batch_size]
             x = to_input(x_all[idx], args.image_size, device)
             loss = F.cross_entropy(model(x), y_all[idx].to(device))
             # checking makes a GPU wait for the result; do it now and then
             if step % 20 == 0 and not torch.isfinite(loss):
+                print(f'epoch {epoch}: the loss became non-finite (learning '
+                      f'rate {args.learning_rate} is too large); stopping '
+                      'training', flush=True)
                 diverged = True
                 break
             optimizer.zero_grad()
@@ -381,10 +352,6 @@ def _epochs(model, args, train_set, val_set, test_set, device, start):
                                                args.image_size, device)
         metrics['elapsed_time'] = time.time() - start
         metrics['cpu_time'] = time.process_time()
-        if diverged:
-            print(f'epoch {epoch}: the loss became non-finite (learning '
-                  f'rate {args.learning_rate} is too large); stopping '
-                  'training', flush=True)
         yield epoch, metrics
         if diverged:
             return
