@@ -41,16 +41,10 @@ def _read_idx(path):
     """Read one gzipped IDX file (the format Fashion-MNIST ships in)."""
     with gzip.open(path, 'rb') as f:
         raw = f.read()
-    ndim = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big')
-             for i in range(ndim)]
+    ndim = raw[3]  # then one big-endian uint32 per dimension, then data
+    shape = np.frombuffer(raw, dtype='>u4', count=ndim, offset=4)
     array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     return torch.from_numpy(array.reshape(shape).copy())
-
-
-def _from_idx_dir(directory):
-    return {key: _read_idx(Path(directory) / name)
-            for key, name in RAW_FILES.items()}
 
 
 def _from_torchvision(root):
@@ -62,14 +56,6 @@ def _from_torchvision(root):
         tensors[prefix + '_x'] = ds.data.clone()
         tensors[prefix + '_y'] = ds.targets.to(torch.uint8)
     return tensors
-
-
-def _missing_message(reasons):
-    return ('Fashion-MNIST is not available. Tried:\n  - '
-            + '\n  - '.join(reasons) + '\nFix: install the Debian package '
-            'with `sudo apt-get install dataset-fashion-mnist` (it works '
-            'offline once installed), or connect to the internet so that '
-            'torchvision can download the data set.')
 
 
 def _read_prepared(path):
@@ -89,17 +75,18 @@ def _read_prepared(path):
     return data
 
 
-def prepare_data(directory=None, verbose=True, replace_corrupt=False):
+def prepare_data(verbose=True, replace_corrupt=False):
     """The prepared data file's path, made if needed; safe from many
     processes (a file lock, an atomic rename). ``replace_corrupt``: prepare
     a file that cannot be read again, unless another process repaired it."""
-    directory = Path(directory or data_dir())
+    directory = data_dir()
     target = directory / DATA_FILE
     if target.exists() and not replace_corrupt:
         return target
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / '.prepare.lock', 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        reasons = [f'prepared data {target}: not found']
         if target.exists():
             if not replace_corrupt:  # another process finished it
                 return target
@@ -108,8 +95,6 @@ def prepare_data(directory=None, verbose=True, replace_corrupt=False):
                 return target  # repaired by another process meanwhile
             except CorruptDataError as e:
                 reasons = [str(e)]
-        else:
-            reasons = [f'prepared data {target}: not found']
         _prepare_from_sources(directory, target, reasons, verbose)
     return target
 
@@ -119,7 +104,9 @@ def _prepare_from_sources(directory, target, reasons, verbose):
     system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR',
                                      SYSTEM_DIR))
     if all((system_dir / n).exists() for n in RAW_FILES.values()):
-        tensors, source = _from_idx_dir(system_dir), str(system_dir)
+        tensors = {key: _read_idx(system_dir / name)
+                   for key, name in RAW_FILES.items()}
+        source = str(system_dir)
     else:
         reasons.append(f'Debian package files in {system_dir}: not found')
         try:
@@ -127,7 +114,13 @@ def _prepare_from_sources(directory, target, reasons, verbose):
             source = 'torchvision download'
         except Exception as e:  # no network, proxy, server error, ...
             reasons.append(f'torchvision download: failed ({e})')
-            raise DataUnavailableError(_missing_message(reasons)) from None
+            raise DataUnavailableError(
+                'Fashion-MNIST is not available. Tried:\n  - '
+                + '\n  - '.join(reasons) + '\nFix: install the Debian '
+                'package with `sudo apt-get install dataset-fashion-mnist` '
+                '(it works offline once installed), or connect to the '
+                'internet so that torchvision can download the data set.'
+            ) from None
     tmp = directory / f'.{DATA_FILE}.{os.getpid()}.tmp'
     torch.save(tensors, tmp)
     os.replace(tmp, target)
@@ -145,7 +138,7 @@ def load_data(image_size=28, n_train=None):
     except CorruptDataError as e:
         print(f'warning: {e}; preparing it again', file=sys.stderr,
               flush=True)
-        path = prepare_data(verbose=False, replace_corrupt=True)
+        prepare_data(verbose=False, replace_corrupt=True)
         try:
             data = _read_prepared(path)
         except CorruptDataError as again:
@@ -155,9 +148,7 @@ def load_data(image_size=28, n_train=None):
             ) from None
     perm = torch.randperm(60000,
                           generator=torch.Generator().manual_seed(SPLIT_SEED))
-    val_idx, train_idx = perm[:NUM_VAL], perm[NUM_VAL:]
-    if n_train is not None:
-        train_idx = train_idx[:n_train]
+    val_idx, train_idx = perm[:NUM_VAL], perm[NUM_VAL:][:n_train]
     x, y = data['train_x'].unsqueeze(1), data['train_y'].long()
     test = data['test_x'].unsqueeze(1), data['test_y'].long()
     return (x[train_idx], y[train_idx]), (x[val_idx], y[val_idx]), test
