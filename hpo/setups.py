@@ -16,37 +16,26 @@ class Hardware:
     problem: str = None  # why PyTorch cannot use the GPUs listed
 
 
-def _gpu_indices(text):
-    """Integer GPU indices in a ``CUDA_VISIBLE_DEVICES`` value, or None
-    for other values (GPU UUIDs), which LocalBackend cannot express."""
-    parts = [p.strip() for p in text.split(',') if p.strip()]
-    if not all(p.isdigit() for p in parts):
+def _visible_gpus():
+    """The integer GPU indices ``CUDA_VISIBLE_DEVICES`` lists, or None if
+    it is unset or lists others (GPU UUIDs, which LocalBackend cannot
+    express)."""
+    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+    parts = [p.strip() for p in (visible or '').split(',') if p.strip()]
+    if visible is None or not all(p.isdigit() for p in parts):
         return None
     return list(dict.fromkeys(int(p) for p in parts))  # each GPU once
 
 
-def listed_gpus(timeout=10):
+def listed_gpus():
     """How many GPUs ``nvidia-smi --list-gpus`` lists, as Syne Tune's
     ``LocalBackend`` counts them; none if it is missing, fails or hangs."""
     try:
         proc = subprocess.run(['nvidia-smi', '--list-gpus'],
-                              capture_output=True, text=True,
-                              timeout=timeout)
+                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return 0
     return len(proc.stdout.splitlines()) if proc.returncode == 0 else 0
-
-
-def _torch_problem(n_gpus):
-    """Why PyTorch cannot use ``n_gpus`` GPUs here, or None if it can."""
-    from hpo.training import cuda_problem
-    problem = cuda_problem()
-    if problem is None:
-        import torch
-        if torch.cuda.device_count() < n_gpus:
-            problem = (f'PyTorch sees only {torch.cuda.device_count()} '
-                       'of them')
-    return problem
 
 
 def detect_hardware(mode=None):
@@ -58,17 +47,21 @@ def detect_hardware(mode=None):
     if mode not in ('auto', 'gpu', 'cpu'):
         raise ValueError(f'{SETUP_VARIABLE} must be "auto", "gpu" or '
                          f'"cpu", got {mode!r}')
-    cores = os.cpu_count() or 1
     n_listed = listed_gpus() if mode != 'cpu' else 0
     gpus = tuple(range(n_listed))
-    visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-    indices = None if visible is None else _gpu_indices(visible)
+    indices = _visible_gpus()
     if n_listed and indices is not None:
         gpus = tuple(i for i in indices if i < n_listed)
-    problem = _torch_problem(len(gpus)) if gpus else None
+    problem = None
+    if gpus:  # why PyTorch cannot use them, if it cannot
+        import torch
+        from hpo.training import cuda_problem
+        problem = cuda_problem()
+        if problem is None and torch.cuda.device_count() < len(gpus):
+            problem = f'PyTorch sees only {torch.cuda.device_count()} of them'
     if problem and mode == 'auto':
         gpus = ()
-    return Hardware(cores, gpus, problem)
+    return Hardware(os.cpu_count() or 1, gpus, problem)
 
 
 @dataclass
@@ -83,10 +76,6 @@ class Setup:
     n_seeds: int = 50          # repetitions of each simulated experiment
     gpus: tuple = ()           # the GPUs the trials use (nvidia-smi's ids)
     trials_per_gpu: int = 0    # trials that share one GPU at a time
-
-    @property
-    def n_gpus(self):
-        return len(self.gpus)
 
     @property
     def gpus_per_trial(self):
@@ -127,8 +116,7 @@ SETUPS = {
     'CPU': dict(constants=CPU_CONSTANTS, max_wallclock_time=480),
     'GPU': dict(constants=GPU_CONSTANTS, max_wallclock_time=480),
     # HPO_BUDGET=test: the same workers, tiny trials (the test suite)
-    'test': dict(constants=dict(max_epochs=9, model='lenet', image_size=28,
-                                n_train=1000),
+    'test': dict(constants=dict(CPU_CONSTANTS, max_epochs=9, n_train=1000),
                  max_wallclock_time=45, n_seeds=20),
 }
 MAX_WORKERS = 4
@@ -136,15 +124,6 @@ MAX_WORKERS = 4
 # two share a single GPU, so that its experiments stay parallel
 TRIALS_PER_GPU = {1: 2}
 TRIALS_PER_GPU_BASIS = 'a choice, not measured on a GPU'
-
-
-def workers_for(hardware):
-    """``(workers, trials per GPU, GPUs used)`` on ``hardware``."""
-    if not hardware.gpus:
-        return min(MAX_WORKERS, max(2, hardware.cores // 2)), 0, ()
-    per_gpu = TRIALS_PER_GPU.get(len(hardware.gpus), 1)
-    n_used = min(len(hardware.gpus), max(1, MAX_WORKERS // per_gpu))
-    return per_gpu * n_used, per_gpu, hardware.gpus[:n_used]
 
 
 def choose_setup(budget=None, n_gpus=None, cores=None):
@@ -165,10 +144,14 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
               + ('using them anyway, as HPO_SETUP=gpu asks: the trials '
                  'will train on the CPU' if hardware.gpus else
                  'using the CPU set-up (HPO_SETUP=gpu would use them)'))
-    n_workers, per_gpu, gpus = workers_for(hardware)
-    kind = 'GPU' if gpus else 'CPU'
-    name = f'{len(gpus)} GPU(s)' if gpus else 'CPU'
-    row = SETUPS['test' if budget == 'test' else kind]
+    if hardware.gpus:  # at most MAX_WORKERS trials, on one GPU at least
+        per_gpu = TRIALS_PER_GPU.get(len(hardware.gpus), 1)
+        gpus = hardware.gpus[:max(1, MAX_WORKERS // per_gpu)]
+        n_workers, name = per_gpu * len(gpus), f'{len(gpus)} GPU(s)'
+    else:
+        per_gpu, gpus, name = 0, (), 'CPU'
+        n_workers = min(MAX_WORKERS, max(2, hardware.cores // 2))
+    row = SETUPS['test' if budget == 'test' else 'GPU' if gpus else 'CPU']
     return Setup(name if budget == 'full' else f'test ({name})',
                  n_workers=n_workers, gpus=gpus, trials_per_gpu=per_gpu,
                  threads_per_trial=max(1, hardware.cores // n_workers),

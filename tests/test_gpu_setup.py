@@ -120,7 +120,7 @@ def test_test_budget_keeps_tiny_lenet_trials_on_gpus(fake_gpus, n_gpus):
 def test_failing_nvidia_smi_means_no_gpu(fake_gpus):
     fake_gpus(4, returncode=9)  # e.g. a driver/library version mismatch
     setup = hpo.setups.choose_setup('full', cores=2)
-    assert setup.n_gpus == 0 and setup.gpus_per_trial == 0
+    assert setup.gpus == () and setup.gpus_per_trial == 0
     assert setup.name == 'CPU'
     assert setup.constants == hpo.setups.SETUPS['CPU']['constants']
 
@@ -135,7 +135,7 @@ def test_cuda_visible_devices_limits_the_gpus(fake_gpus, monkeypatch):
     assert setup.n_workers == 2 and setup.gpus_to_use == [3]
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')  # all hidden
     setup = hpo.setups.choose_setup('test', cores=2)
-    assert setup.n_gpus == 0 and setup.n_workers == 2
+    assert setup.gpus == () and setup.n_workers == 2
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', 'GPU-fake-0')  # a UUID
     setup = hpo.setups.choose_setup('test')
     assert setup.n_workers == 4 and setup.gpus_to_use == [0, 1, 2, 3]
