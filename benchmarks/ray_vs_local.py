@@ -44,13 +44,23 @@ RUNS = {True: ('Ray Tune, reused processes',
 
 def run(reuse, space, configs, seconds, asha, nodes, folder):
     """One run of ``configs``, with ASHA or without early stopping: its
-    trials, worker processes, and both rules on its reports."""
+    trials, worker processes, and both rules on its reports (ASHA only)."""
     max_t, grace = space['max_epochs'], 1 if asha else space['max_epochs']
     setup = dataclasses.replace(hpo.setups.choose_setup('full', n_gpus=0),
                                 n_workers=2, threads_per_trial=1)
-    if reuse is None:
-        trials, rules = syne_run(space, configs, seconds, asha, setup,
-                                 folder)
+    rules = None
+    if reuse is None:  # Syne Tune
+        scheduler = hpo.sim.make_scheduler(
+            'ASHA' if asha else 'random search', space, 0, max_t, configs)
+        exp = hpo.tuner.run_experiment(
+            scheduler, 'train_script_report_eachepoch.py', seconds, setup,
+            folder)
+        trials = hpo.trials.trial_table(exp)
+        trials['overhead'] = hpo.ray_tuning.local_overheads(exp, trials)
+        if asha:
+            rules = hpo.asha_rules.both_rules(
+                exp.results.rename(columns={'validation_error': 'error'}),
+                hpo.sim.rung_levels_formula(1, 3, max_t), max_t, 3)
         procs = len(trials)
     else:
         events = folder / f'{hpo.ray_tuning.time_stamp()}-{reuse}.jsonl'
@@ -59,41 +69,17 @@ def run(reuse, space, configs, seconds, asha, nodes, folder):
             mode='min', max_t=max_t, grace_period=grace, reduction_factor=3)
         _, trials = hpo.ray_tuning.ray_experiment(
             scheduler, space, configs, seconds, setup, nodes, folder, reuse)
-        rules = (hpo.ray_tuning.decision_check(events, max_t, 1, 3)
-                 if asha else None)
+        if asha:
+            rules = hpo.ray_tuning.decision_check(events, max_t, 1, 3)
         procs = trials['pid'].nunique()
     hpo.ray_tuning.configurations_run(trials, configs)  # raises if not
     return trials, procs, rules
 
 
-def syne_run(space, configs, seconds, asha, setup, folder):
-    """``run`` for Syne Tune: its trials, and both rules (ASHA only)."""
-    from syne_tune.optimizer.baselines import ASHA, RandomSearch
-    max_t = space['max_epochs']
-    if asha:
-        scheduler = ASHA(space, metric='validation_error',
-                         time_attr='epoch', max_t=max_t, grace_period=1,
-                         reduction_factor=3, do_minimize=True,
-                         random_seed=0, points_to_evaluate=configs)
-    else:
-        scheduler = RandomSearch(space, metrics=['validation_error'],
-                                 do_minimize=True, random_seed=0,
-                                 points_to_evaluate=configs)
-    exp = hpo.tuner.run_experiment(
-        scheduler, 'train_script_report_eachepoch.py', seconds, setup,
-        folder)
-    trials = hpo.trials.trial_table(exp)
-    trials['overhead'] = hpo.ray_tuning.local_overheads(exp, trials)
-    rules = hpo.asha_rules.both_rules(
-        exp.results.rename(columns={'validation_error': 'error'}),
-        hpo.sim.rung_levels_formula(1, 3, max_t), max_t, 3) if asha else None
-    return trials, rules
-
-
 def fixed_rows(label, trials, procs, seconds, epochs):
     """Table rows of a run without early stopping."""
     what = f'{epochs} epochs per trial, {seconds} s: {label}'
-    busy = hpo.trials.busy_fraction(trials, 2, trials['end'].max())
+    busy = hpo.trials.busy_fraction(trials, 2)
     return [('overhead', f'{what}: trials completed (processes)',
              f'{(trials["status"] == "completed").sum()} ({procs})'),
             ('overhead', f'{what}: busy fraction', f'{100 * busy:.1f}%'),

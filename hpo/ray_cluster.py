@@ -105,13 +105,13 @@ class RayCluster:
         self.log_levels = {}  # the quietened loggers' levels before
 
     @classmethod
-    def for_setup(cls, setup, address=None):
+    def for_setup(cls, setup):
         """The nodes for ``setup``: one per worker, or, with GPUs, one per
         GPU with the trials that share it (Ray nodes offer whole GPUs)."""
         per_node = setup.trials_per_gpu or 1
         return cls(n_nodes=setup.n_workers // per_node,
                    cpus_per_node=setup.threads_per_trial * per_node,
-                   gpus=setup.gpus, address=address)
+                   gpus=setup.gpus)
 
     def _init(self, address):
         """Connect this process, the driver; trials get the data and

@@ -338,8 +338,7 @@ def summarize(runs, n_workers, levels):
             'only_at_rungs': set(stopped['epochs']) <= set(levels),
             'best_error': best['validation_error'].round(4).max(),
             'its_test_error': best['test_error'].round(4).max(),
-            'busy': round(hpo.trials.busy_fraction(
-                trials, n_workers, trials['end'].max()), 3),
+            'busy': round(hpo.trials.busy_fraction(trials, n_workers), 3),
             'overhead_median': round(trials['overhead'].median(), 2),
             'overhead_max': round(trials['overhead'].max(), 2),
             'processes': len(trials) if processes is None else processes})
