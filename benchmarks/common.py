@@ -7,7 +7,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -25,13 +24,10 @@ def machine():
     """The machine, as results name it: CPU, cores, memory, GPUs."""
     import torch
     import hpo.setups
+    from hpo.record_curves import cpu_name
     hardware = hpo.setups.detect_hardware('auto')
-    info = Path('/proc/cpuinfo')
-    names = re.findall(r'^model name\s*: (.*)$', info.read_text(), re.M) \
-        if info.exists() else []
-    cpu = names[0].strip() if names else platform.processor() or 'a CPU'
     mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
-    return (f'{cpu}, {hardware.cores} cores, {mem:.0f} GiB, '
+    return (f'{cpu_name("a CPU")}, {hardware.cores} cores, {mem:.0f} GiB, '
             f'{len(hardware.gpus)} GPU(s); Python '
             f'{platform.python_version()}, torch {torch.__version__}')
 
@@ -98,9 +94,12 @@ def sgd_step(model, learning_rate, momentum):
     return step
 
 
-def script_outputs(script, args, copies=1, env=None):
+def script_outputs(script, args, copies=1, threads=1, gpu=''):
     """The outputs of ``copies`` runs of the training ``script`` with
-    ``args``, started at once, copy ``i`` with ``--seed=i``."""
+    ``args``, started at once, copy ``i`` with ``--seed=i``, each with
+    ``threads`` threads and the GPU ``gpu`` (none: the CPU)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               CUDA_VISIBLE_DEVICES=gpu)
     procs = [subprocess.Popen(
         [sys.executable, str(ROOT / script), *args, f'--seed={i}'],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -118,24 +117,26 @@ def script_outputs(script, args, copies=1, env=None):
     return [out for out, _ in outs]
 
 
-def script_times(script, args, epochs, copies=1, env=None):
+def script_times(script, args, epochs, copies=1, **env):
     """Per copy of ``script`` run for ``epochs``: the seconds of an
     ``epoch`` (the fastest after the first), of the ``startup`` before the
     first, to the ``first`` report; the last validation ``error``; ``out``.
     A script that reports only at its end (``train_script.py``) also runs
-    for one epoch: the difference gives the mean of the later epochs."""
+    for one epoch: the difference gives the mean of the later epochs.
+    ``env``: ``threads`` and ``gpu``, as :func:`script_outputs` takes them."""
     from syne_tune.report import retrieve
     outs = script_outputs(script, [*args, f'--max_epochs={epochs}'], copies,
-                          env)
+                          **env)
     runs = [[r['elapsed_time'] for r in retrieve(out.splitlines())]
             for out in outs]
     if not all(runs):
         raise RuntimeError('no report in an output:\n' + outs[0][-2000:])
     once = len(runs[0]) == 1
     if once:  # the same for one epoch, to time the first
+        ones = script_outputs(script, [*args, '--max_epochs=1'], copies,
+                              **env)
         runs = [[retrieve(one.splitlines())[-1]['elapsed_time'], times[0]]
-                for one, times in zip(script_outputs(
-                    script, [*args, '--max_epochs=1'], copies, env), runs)]
+                for one, times in zip(ones, runs)]
     result = []
     for times, out in zip(runs, outs):
         epoch = ((times[1] - times[0]) / (epochs - 1) if once

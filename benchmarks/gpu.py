@@ -36,17 +36,17 @@ ASHA_EPOCHS = 1 + 2 / 3 + 6 / 9 + 18 / 27  # eta 3, rungs 1, 3, 9; max 27
 def make_plan(cpu_check, epochs):
     """What to measure: the GPU set-up, or a tiny CPU check of the code."""
     import hpo.setups
-    import hpo.training
+    from hpo.training import VAL_BATCH
     if cpu_check:
-        plan = dict(device_type='cpu', epochs=2, steps=3, max_trials=2,
-                    constants=dict(hpo.setups.CPU_CONSTANTS, n_train=200),
-                    options={'float32': []}, label='CPU check')
-    else:
-        plan = dict(device_type='cuda', epochs=epochs, steps=20,
-                    max_trials=4, constants=dict(hpo.setups.GPU_CONSTANTS),
-                    options=OPTIONS, label='GPU 0')
-    return SimpleNamespace(**plan, cpu_check=cpu_check, val_batch=(
-        hpo.training.VAL_BATCH[plan['device_type']]))
+        return SimpleNamespace(
+            cpu_check=True, epochs=2, steps=3, max_trials=2,
+            constants=dict(hpo.setups.CPU_CONSTANTS, n_train=200),
+            options={'float32': []}, label='CPU check',
+            val_batch=VAL_BATCH['cpu'])
+    return SimpleNamespace(
+        cpu_check=False, epochs=epochs, steps=20, max_trials=4,
+        constants=dict(hpo.setups.GPU_CONSTANTS), options=OPTIONS,
+        label='GPU 0', val_batch=VAL_BATCH['cuda'])
 
 
 def bare_rates(plan, device, option):
@@ -77,23 +77,19 @@ def bare_rates(plan, device, option):
     with torch.no_grad():
         forward = n * plan.val_batch / common.timed(lambda: model(xv), n, 1,
                                                     sync)
-    peak = torch.cuda.max_memory_allocated(device) if cuda else None
-    if cuda:
-        del model, step, x, y, xv
-        torch.cuda.empty_cache()  # leave the memory to the scripts
-    return train, forward, peak
+    return train, forward, (
+        torch.cuda.max_memory_allocated(device) if cuda else None)
 
 
 def run_scripts(plan, script, flags, copies):
     """``common.script_times`` of ``copies`` of ``script`` at once on the
     first GPU."""
     visible = os.environ.get('CUDA_VISIBLE_DEVICES', '').strip()
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES=(
-        '' if plan.cpu_check else visible.split(',')[0].strip() or '0'))
+    gpu = '' if plan.cpu_check else visible.split(',')[0].strip() or '0'
     args = [f'--{k}={v}' for k, v in {**plan.constants, **HYPER}.items()
             if k != 'max_epochs']
     runs = common.script_times(script, [*args, *flags], plan.epochs,
-                               copies, env)
+                               copies, gpu=gpu)
     for r in runs:
         if not plan.cpu_check and 'device: cuda:0' not in r['out']:
             raise RuntimeError(f'{script} did not train on the GPU:\n'
@@ -118,12 +114,14 @@ def bare_rows(plan, names):
     bound (seconds at the bare rates) by option."""
     import torch
     import hpo.data
+    import hpo.training
     rows, bound = [], {}
     for i, name in enumerate(names or [None]):
         label = f'GPU {i} ({name})' if name else plan.label
         for option in plan.options:
             train, forward, peak = bare_rates(plan, torch.device(
                 f'cuda:{i}' if name else 'cpu'), option)
+            hpo.training.release_gpu_memory()  # leave it to the scripts
             if i == 0:
                 bound[option] = (plan.constants['n_train'] / train
                                  + hpo.data.NUM_VAL / forward)

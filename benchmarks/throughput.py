@@ -21,7 +21,6 @@ from benchmarks import common
 
 SETUP = dict(model='lenet', image_size=28, n_train=20000)
 HYPER = dict(learning_rate=0.05, momentum=0.9, batch_size=128)
-PHASES = ('python_and_torch', 'syne_tune', 'data', 'model', 'total')
 
 
 def startup_phases(repeats=5):
@@ -30,10 +29,10 @@ def startup_phases(repeats=5):
     import hpo.training
     constants = hpo.setups.choose_setup('full', n_gpus=0).constants
     args = [f'--{k}={v}' for k, v in dict(constants, max_epochs=1).items()]
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
     samples = [hpo.training.read_startup(common.script_outputs(
-        common.SCRIPTS[1], args, env=env)[0]) for _ in range(repeats)]
-    return {p: float(np.median([s[p] for s in samples])) for p in PHASES}
+        common.SCRIPTS[1], args)[0]) for _ in range(repeats)]
+    return {p: float(np.median([s[p] for s in samples]))
+            for p in samples[0] if p != 'cpu'}
 
 
 def exit_seconds(code):
@@ -106,10 +105,8 @@ def rows(epochs=3, threads=1):
                for how, t in teardown_seconds().items()]
     result.append(('compute bound, s/epoch', f'{bound:.2f}'))
     args = [f'--{k}={v}' for k, v in {**SETUP, **HYPER}.items()]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
-               CUDA_VISIBLE_DEVICES='')
     for script in common.SCRIPTS:
-        r = common.script_times(script, args, epochs, env=env)[0]
+        r = common.script_times(script, args, epochs, threads=threads)[0]
         result += [(f'{script}, s/epoch of {n} images (img/s)',
                     f'{r["epoch"]:.2f} ({n / r["epoch"]:.0f})'),
                    (f'{script}, share of bound',

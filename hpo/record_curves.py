@@ -44,17 +44,22 @@ def header(setup, seed, n_workers):
             'search space)']
 
 
+def cpu_name(fallback):
+    """The CPU's model name in ``/proc/cpuinfo``, else ``platform``'s
+    processor, else ``fallback`` (also the benchmarks' name of it)."""
+    with contextlib.suppress(OSError, StopIteration), \
+            open('/proc/cpuinfo') as f:
+        return next(line.split(':', 1)[1].strip() for line in f
+                    if line.startswith('model name'))
+    return platform.processor() or fallback
+
+
 def machine():
     import syne_tune
     import torch
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError, StopIteration), \
-            open('/proc/cpuinfo') as f:
-        cpu = next(line.split(':', 1)[1].strip() for line in f
-                   if line.startswith('model name'))
-    return (f'{cpu}, {os.cpu_count()} cores; Python '
-            f'{platform.python_version()}, torch {torch.__version__}, '
-            f'syne-tune {syne_tune.__version__}')
+    return (f'{cpu_name(platform.machine())}, {os.cpu_count()} cores; '
+            f'Python {platform.python_version()}, torch '
+            f'{torch.__version__}, syne-tune {syne_tune.__version__}')
 
 
 def recorded_ids(path, lines):
@@ -67,34 +72,25 @@ def recorded_ids(path, lines):
         raise SystemExit(
             f'{path} was recorded with another set-up or seed; it lacks '
             f'{missing}. Record to another --output, or delete the file.')
-    table = pd.read_csv(path, comment='#')
-    return set(table['config_id'].unique())
-
-
-def curve_rows(config_id, config, stdout):
-    """The rows of one finished trial, from its ``[tune-metric]`` lines and
-    its start-up line (none without one)."""
-    from syne_tune.report import retrieve
-
-    from hpo.training import read_startup
-    startup = read_startup(stdout)
-    if startup is None:
-        return []
-    return [dict(config_id=config_id, **config, epoch=r['epoch'],
-                 validation_error=r['validation_error'],
-                 elapsed_time=r['elapsed_time'], cpu_time=r['cpu_time'],
-                 startup_time=startup['total'],
-                 startup_cpu_time=startup['cpu'],
-                 test_error=r.get('test_error', np.nan))
-            for r in retrieve(stdout.splitlines())]
+    return set(pd.read_csv(path, comment='#')['config_id'])
 
 
 def finished(i, config, proc, max_epochs):
-    """A finished trial's rows, and what is wrong with it (or None)."""
+    """A finished trial's rows (from its ``[tune-metric]`` lines and its
+    start-up line; none without one), and what is wrong with them or None."""
+    from syne_tune.report import retrieve
+    from hpo.training import read_startup
     out, err = proc.communicate()
     if proc.returncode:
         return [], f'exit code {proc.returncode}: {err.strip()[-500:]}'
-    rows = curve_rows(i, config, out)
+    startup = read_startup(out)
+    rows = [] if startup is None else [
+        dict(config_id=i, **config, epoch=r['epoch'],
+             validation_error=r['validation_error'],
+             elapsed_time=r['elapsed_time'], cpu_time=r['cpu_time'],
+             startup_time=startup['total'], startup_cpu_time=startup['cpu'],
+             test_error=r.get('test_error', np.nan))
+        for r in retrieve(out.splitlines())]
     try:
         check_curve(pd.DataFrame(rows, columns=COLUMNS), f'{i}', max_epochs)
     except ValueError as e:
@@ -103,13 +99,12 @@ def finished(i, config, proc, max_epochs):
 
 
 def launch(config, setup):
-    args = [sys.executable, str(SCRIPT)]
-    for name, value in dict(config, **setup.constants).items():
-        args += [f'--{name}', str(value)]
+    args = [f'--{k}={v}' for k, v in dict(config, **setup.constants).items()]
     env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='')
-    return subprocess.Popen(args, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env,
-                            cwd=ROOT, start_new_session=True)
+    return subprocess.Popen([sys.executable, str(SCRIPT), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=ROOT,
+                            start_new_session=True)
 
 
 def append(path, rows, first_lines):
@@ -157,14 +152,10 @@ def record(todo, configs, setup, output, n_workers, first_lines):
             proc.wait()
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(f'signal {signum}')
-
-
 def main():
     # SIGTERM (kill, a cancelled job) ends the recording as Ctrl+C does:
     # running trials are killed, finished curves are already in the file
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n_configs', type=int, default=200)
     p.add_argument('--n_workers', type=int, default=2,
