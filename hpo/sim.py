@@ -9,6 +9,7 @@ configurations with replacement, so they vary by their draws only.
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -62,24 +63,6 @@ def curves_for(setup):
     return None
 
 
-def _check_table(df, path):
-    missing = [c for c in COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f'{path}: missing column(s) {missing}')
-    required = [c for c in COLUMNS if c != 'test_error']
-    for bad, problem in [
-            (df.empty or df[required].isna().any(axis=None),
-             'no rows, or empty values in required columns'),
-            (((df['epoch'] % 1 != 0) | (df['epoch'] < 1)).any(),
-             'epochs must be whole numbers >= 1'),
-            (not df['validation_error'].between(0, 1).all(),
-             'validation_error must lie in [0, 1]'),
-            ((df[['elapsed_time', 'cpu_time']] <= 0).any(axis=None),
-             'elapsed_time and cpu_time must be positive')]:
-        if bad:
-            raise ValueError(f'{path}: {problem}')
-
-
 def check_curve(curve, where, max_epochs):
     """Raise ``ValueError`` unless one configuration's rows (the table's
     columns) form a whole curve: epochs 1 to ``max_epochs``, or fewer
@@ -95,9 +78,9 @@ def check_curve(curve, where, max_epochs):
         raise ValueError(f'{where}: cpu_time decreases; it must be '
                          'cumulative')
     final = curve.iloc[-1]
-    if epochs[-1] < max_epochs and not (
-            final['validation_error'] == 1.0 and pd.notna(
-                final['test_error'])):
+    diverged = final['validation_error'] == 1.0 and pd.notna(
+        final['test_error'])
+    if epochs[-1] < max_epochs and not diverged:
         raise ValueError(f'{where}: epochs stop at {epochs[-1]} < '
                          f'{max_epochs}, and not a divergence')
 
@@ -109,7 +92,21 @@ def load_curves(path=CURVES):
     script stopped at the divergence). ``ValueError`` names what is
     malformed."""
     df = pd.read_csv(path, comment='#')
-    _check_table(df, path)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f'{path}: missing column(s) {missing}')
+    required = [c for c in COLUMNS if c != 'test_error']
+    for bad, problem in [
+            (df.empty or df[required].isna().any(axis=None),
+             'no rows, or empty values in required columns'),
+            (((df['epoch'] % 1 != 0) | (df['epoch'] < 1)).any(),
+             'epochs must be whole numbers >= 1'),
+            (not df['validation_error'].between(0, 1).all(),
+             'validation_error must lie in [0, 1]'),
+            ((df[['elapsed_time', 'cpu_time']] <= 0).any(axis=None),
+             'elapsed_time and cpu_time must be positive')]:
+        if bad:
+            raise ValueError(f'{path}: {problem}')
     df = df.astype({'epoch': int}).sort_values(['config_id', 'epoch'])
     max_epochs = int(df['epoch'].max())
     for config_id, curve in df.groupby('config_id'):
@@ -349,29 +346,27 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
     reports = callback.dataframe().rename(columns={
         'st_tuner_time': 'time', 'st_decision': 'decision',
         'config_config_id': 'config_id'})
-    if method == 'random search':  # one report, at the end of the trial
-        last = _last_real_epoch(curves).reindex(reports['config_id'])
-        reports = reports[reports['epoch'].to_numpy() == last.to_numpy()]
     trials = pd.DataFrame(dict(
         config_id=pd.Series(backend.configs, dtype=int),
         start=pd.Series(backend.started, dtype=float),
         end=pd.Series(backend.ended, dtype=float))).fillna(np.inf)
-    return _simulation(reports, trials, curves, max_wallclock_time)
+    return _simulation(reports, trials, curves, max_wallclock_time,
+                       once=method == 'random search')
 
 
-def _last_real_epoch(curves):
-    """Per configuration, its last epoch before any padding."""
-    return curves[~curves['padded']].groupby('config_id')['epoch'].max()
-
-
-def _simulation(reports, trials, curves, horizon, jobs=None):
+def _simulation(reports, trials, curves, horizon, jobs=None, once=False):
     """The :class:`Simulation` of a run's ``reports`` (``trial_id``,
     ``config_id``, ``epoch``, ``validation_error``, ``cpu_time``,
     ``decision``, ``time``) and ``trials`` (``config_id``, ``start``,
     ``end`` by id) within ``horizon``; a trial's padded epochs count as
-    past its divergence."""
+    past its divergence. With ``once``, only each trial's last real
+    report is kept (as ``train_script.py`` sends)."""
     max_epochs = int(curves['epoch'].max())
     configs = curves.groupby('config_id')[HYPERPARAMETERS].first()
+    last_real = curves[~curves['padded']].groupby('config_id')['epoch'].max()
+    if once:
+        last = last_real.reindex(reports['config_id']).to_numpy()
+        reports = reports[reports['epoch'].to_numpy() == last]
     results = reports[reports['time'] <= horizon].sort_values(
         'time', kind='stable').reset_index(drop=True)
     results = results.join(configs, on='config_id')
@@ -387,7 +382,7 @@ def _simulation(reports, trials, curves, horizon, jobs=None):
     epochs = by_trial['epoch'].max().reindex(trials.index, fill_value=0)
     stopped = (by_trial['decision'].last().reindex(trials.index)
                == 'STOP') & (trials['end'] < horizon)
-    at = _last_real_epoch(curves).reindex(trials['config_id']).to_numpy()
+    at = last_real.reindex(trials['config_id']).to_numpy()
     trials = trials.assign(
         epochs=epochs.astype(int),
         best_error=by_trial['validation_error'].min().astype(float),
@@ -457,16 +452,8 @@ def synchronous_run(seed, curves, n_workers=2, max_wallclock_time=480,
     jobs['last_epoch'] = jobs.groupby('trial_id')['to_epoch'].transform(
         'max')  # where the trial stops, even beyond the budget
     jobs = jobs[jobs['start'] < max_wallclock_time].reset_index(drop=True)
-    return _synchronous_simulation(jobs, elapsed, errors, curves,
-                                   max_wallclock_time)
-
-
-def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
-    """Reports and trials of synchronous SH's ``jobs``, as
-    :func:`simulate` returns them."""
-    max_epochs = int(curves['epoch'].max())
     each = jobs.loc[jobs.index.repeat(jobs['to_epoch'] - jobs['from_epoch']
-                                      + 1)]  # a row per epoch of a job
+                                      + 1)]  # a report per epoch of a job
     epoch = (each['from_epoch'] + each.groupby(level=0).cumcount()).to_numpy()
     i, before = each['config_id'].to_numpy(), each['from_epoch'] - 1
     reports = pd.DataFrame(dict(
@@ -480,7 +467,7 @@ def _synchronous_simulation(jobs, elapsed, errors, curves, horizon):
     trials = pd.DataFrame(dict(config_id=by_trial['config_id'].first(),
                                start=by_trial['start'].min(),
                                end=by_trial['end'].max()))
-    return _simulation(reports, trials, curves, horizon, jobs)
+    return _simulation(reports, trials, curves, max_wallclock_time, jobs)
 
 
 def _one_run(task):
@@ -549,32 +536,38 @@ def default_target(curves, quantile=0.1):
     return float(final['validation_error'].quantile(quantile))
 
 
+def target_and_times(methods, seeds, curves, n_workers=2,
+                     max_wallclock_time=480, **kwargs):
+    """The target, random search's median delivered error after
+    ``max_wallclock_time`` (:func:`heldout` seeds), and each method's
+    times to it with ``seeds`` (``hpo.stats.times_to_target``), each run
+    ending at twice ``max_wallclock_time`` or at the target."""
+    target = hpo.stats.target_error(run_many(
+        ['random search'], heldout(seeds), curves, n_workers=n_workers,
+        max_wallclock_time=max_wallclock_time, **kwargs), max_wallclock_time)
+    runs = run_many(methods, seeds, curves, n_workers=n_workers,
+                    max_wallclock_time=2 * max_wallclock_time,
+                    stop_below=target, **kwargs)
+    return target, hpo.stats.times_to_target(runs, target)
+
+
 def saving_sweep(curves, startups, epoch_budgets, seeds, n_workers=2,
                  max_wallclock_time=480, **kwargs):
     """ASHA's time to random search's result per number of epochs and
-    start-up: the target is random search's median delivered error after
-    ``max_wallclock_time`` (:func:`heldout` seeds); both run twice that.
-    The target, both median times, their paired ratio and interval."""
+    start-up (:func:`target_and_times`): the target, both median times,
+    their paired ratio and interval."""
     rows = []
-    horizon = 2 * max_wallclock_time
-    for epochs in epoch_budgets:
-        for startup in startups:
-            variant = with_startup(cut(curves, epochs), startup)
-            target = hpo.stats.target_error(run_many(
-                ['random search'], heldout(seeds), variant,
-                n_workers=n_workers, max_wallclock_time=max_wallclock_time,
-                **kwargs), max_wallclock_time)
-            runs = pd.concat([run_many(
-                [method], seeds, variant, n_workers=n_workers,
-                max_wallclock_time=horizon, stop_below=target, **kwargs)
-                for method in ('random search', 'ASHA')])
-            table = hpo.stats.paired_comparison(
-                hpo.stats.times_to_target(runs, target), horizon)
-            rows.append(dict(
-                epochs=epochs, startup=startup, target=target,
-                rs_time=table.loc['random search', 'median_time'],
-                asha_time=table.loc['ASHA', 'median_time'],
-                **table.loc['ASHA', ['ratio', 'low', 'high']]))
+    for epochs, startup in itertools.product(epoch_budgets, startups):
+        target, times = target_and_times(
+            ['random search', 'ASHA'], seeds,
+            with_startup(cut(curves, epochs), startup), n_workers,
+            max_wallclock_time, **kwargs)
+        table = hpo.stats.paired_comparison(times, 2 * max_wallclock_time)
+        rows.append(dict(
+            epochs=epochs, startup=startup, target=target,
+            rs_time=table.loc['random search', 'median_time'],
+            asha_time=table.loc['ASHA', 'median_time'],
+            **table.loc['ASHA', ['ratio', 'low', 'high']]))
     return pd.DataFrame(rows)
 
 
@@ -586,17 +579,15 @@ def cached(path, compute, **params):
                .hexdigest()[:16] if isinstance(v, pd.DataFrame) else
                list(v) if isinstance(v, range) else v)
            for k, v in params.items()}
-    key['function'] = compute.__name__
-    key['version'] = SIM_VERSION
-    line = '# ' + json.dumps(key, sort_keys=True, default=str)
+    line = '# ' + json.dumps(dict(key, function=compute.__name__,
+                                  version=SIM_VERSION),
+                             sort_keys=True, default=str)
     path = Path(path)
-    if not (path.exists() and
-            path.read_text().split('\n', 1)[0] == line):
+    if not (path.exists() and path.read_text().split('\n', 1)[0] == line):
         table = compute(**params)
         index = table.index.name
         with open(path, 'w') as f:
-            f.write(line + '\n')
-            f.write(f'# index: {index or ""}\n')
+            f.write(f'{line}\n# index: {index or ""}\n')
             (table.reset_index() if index else table).to_csv(
                 f, index=False, float_format='%.6g')
     index = path.read_text().split('\n', 2)[1][len('# index: '):]

@@ -20,12 +20,9 @@ def delivered(reports):
 def best_at(reports, grid):
     """Best delivered error at each time of ``grid`` (NaN before any)."""
     done = delivered(reports).sort_values('time', kind='stable')
-    if done.empty:
-        return np.full(len(grid), np.nan)
     best = np.minimum.accumulate(done['validation_error'].to_numpy(float))
-    idx = np.searchsorted(done['time'].to_numpy(float), grid,
-                          side='right') - 1
-    return np.where(idx >= 0, best[np.maximum(idx, 0)], np.nan)
+    idx = np.searchsorted(done['time'].to_numpy(float), grid, side='right')
+    return np.concatenate([[np.nan], best])[idx]  # idx 0: before any
 
 
 def target_error(runs, horizon):
@@ -65,9 +62,8 @@ def paired_comparison(times, horizon, reference='random search'):
     count half), with its interval. Censoring pulls ratios towards 1.
     """
     wide = times.unstack('method')
-    limit = (pd.Series(horizon) if isinstance(horizon, dict) else
-             pd.Series(horizon, index=wide.columns))
-    censored = wide.clip(upper=limit, axis=1)
+    censored = wide.clip(upper=pd.Series(horizon, index=wide.columns),
+                         axis=1)
     ref = censored[reference].to_numpy()
     rows = []
     for method in censored.columns:
