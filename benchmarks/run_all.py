@@ -119,16 +119,10 @@ def part_simulation(args):
     """sh-async's simulations, with its calls and parameters: those of its
     test budget, cached in a scratch folder, with ``--quick``."""
     import hpo.setups
-    setup = hpo.setups.choose_setup('test' if args.quick else 'full',
-                                    n_gpus=0)
-    with tempfile.TemporaryDirectory() as scratch:
-        return simulation_rows(setup, Path(scratch) if args.quick
-                               else ROOT / 'chapter_hpo')
-
-
-def simulation_rows(setup, cache):
     import hpo.sim
     import hpo.stats
+    setup = hpo.setups.choose_setup('test' if args.quick else 'full',
+                                    n_gpus=0)
     curves_file = hpo.sim.curves_for(setup) or hpo.sim.CURVES
     curves = hpo.sim.load_curves(curves_file)
     last = curves.groupby('config_id').last()
@@ -154,7 +148,9 @@ def simulation_rows(setup, cache):
               f'[{r.low:.2f}, {r.high:.2f}]; {r.first:.2f} '
               f'[{r.first_low:.2f}, {r.first_high:.2f}]; {r.reached:.2f}')
              for method, r in table.iterrows()]
-    return rows + cached_rows(curves, seeds, budget, cache)
+    with tempfile.TemporaryDirectory() as scratch:
+        return rows + cached_rows(curves, seeds, budget, Path(scratch)
+                                  if args.quick else ROOT / 'chapter_hpo')
 
 
 def cached_rows(curves, seeds, budget, cache):
