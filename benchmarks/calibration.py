@@ -8,10 +8,11 @@ time; about 65 minutes for 5 seeds): random search for 480 s as
 ``rs-async``, ASHA for 240 s (enough to compare trial counts), each
 trying the table's configurations in the order the simulator draws them
 for its seed, and keeps them in ``benchmarks/calibration/``. Each is
-placed among 50 simulated runs on the clock of the *other* kept runs
-(the median of their speed factors, so that its own durations do not
-set its simulated ones): trial counts, and the shares of simulated runs
-with fewer trials or a worse delivered error.
+placed among 50 simulated runs on two clocks: its own speed factor, as
+the sections measure theirs, and the median factor of the *other* kept
+runs, so that its own durations do not set its simulated ones: trial
+counts, and the shares of simulated runs with fewer trials or a worse
+delivered error.
 """
 import argparse
 import dataclasses
@@ -77,7 +78,8 @@ def real_run(method, seed, curves, setup):
                            'the table\'s configurations in order')
     trials['config_id'] = ids[:len(trials)]
     trials = trials.assign(method=method, seed=seed, seconds=seconds,
-                           load_before=load, load_after=os.getloadavg()[0])
+                           load_before=load, load_after=os.getloadavg()[0],
+                           machine=common.machine())
     keep = ['trial_id', 'epoch', 'validation_error', 'test_error', 'time',
             'elapsed_time', 'cpu_time', 'st_decision']
     return trials, reports[[c for c in keep if c in reports.columns]]
@@ -126,55 +128,85 @@ def measured_factors(curves):
             for run, (trials, reports) in runs.items()}
 
 
+# the clocks a real run is simulated on: its own speed factor, as the
+# sections measure it, or the median factor of the other kept runs, a
+# prediction that its own durations do not set
+CLOCKS = ('own', 'others')
+
+
 def placement(method, curves, setup, factors):
-    """Each kept real run of ``method`` among simulated runs whose clock
-    runs at the speed the *other* kept runs measured (the median of their
-    factors), so that a run's own durations do not set its simulated
-    ones. One row per run."""
+    """Each kept real run of ``method`` among simulated runs on each of
+    ``CLOCKS``: one row per run and clock."""
     seconds = METHODS[method][1]
     rows = []
     for seed in kept_seeds(method):
         trials, reports = kept_run(method, seed)
-        factor = float(np.median([f for run, f in factors.items()
-                                  if run != (method, seed)]))
-        sims = hpo.sim.run_many(
-            [method], range(N_SIMULATED), hpo.sim.scaled(curves, factor),
-            n_workers=setup.n_workers, max_wallclock_time=seconds)
-        place = hpo.stats.place_run(reports, len(trials), sims, seconds)
-        same = sims[sims['seed'] == seed]['n_trials'].iloc[0]
-        rows.append(dict(method=method, seed=seed, seconds=seconds,
-                         own_factor=factors[method, seed], factor=factor,
-                         simulated_same_seed=int(same), **place))
+        others = np.median([f for run, f in factors.items()
+                            if run != (method, seed)])
+        for clock, factor in zip(CLOCKS, (factors[method, seed], others)):
+            sims = hpo.sim.run_many(
+                [method], range(N_SIMULATED), hpo.sim.scaled(curves, factor),
+                n_workers=setup.n_workers, max_wallclock_time=seconds)
+            place = hpo.stats.place_run(reports, len(trials), sims, seconds)
+            same = sims[sims['seed'] == seed]['n_trials'].iloc[0]
+            rows.append(dict(method=method, seed=seed, seconds=seconds,
+                             clock=clock, factor=float(factor),
+                             simulated_same_seed=int(same), **place))
     return pd.DataFrame(rows)
 
 
 def result_rows(table):
-    """Rows for ``benchmarks/results.md``: one per real run, one summary
-    per method."""
-    rows = []
-    for r in table.itertuples():
-        rows.append((
-            'calibration', f'{r.method}, seed {r.seed}: speed factor '
-            'measured on this run, used (median of the other runs); '
-            'trials real (simulated, same seed), simulated median '
-            f'[10%, 90%] of {N_SIMULATED}; simulated runs with fewer '
-            'trials; with a worse delivered error',
-            f'{r.own_factor:.3f}, {r.factor:.3f}; {r.trials} '
-            f'({r.simulated_same_seed}), {r.trials_median:g} '
-            f'[{r.trials_10:g}, {r.trials_90:g}]; {100 * r.fewer:.0f}%; '
-            f'{100 * r.worse:.0f}%'))
-    for method, t in table.groupby('method', sort=False):
-        inside = ((t.trials_10 <= t.trials) & (t.trials <= t.trials_90))
+    """Rows for ``benchmarks/results.md``: one per real run and clock, one
+    summary per method and clock."""
+    rows = [('calibration', f'{r.method}, seed {r.seed}, {r.clock} clock: '
+             'speed factor; trials real (simulated, same seed), simulated '
+             f'median [10%, 90%] of {N_SIMULATED}; simulated runs with '
+             'fewer trials; with a worse delivered error',
+             f'{r.factor:.3f}; {r.trials} ({r.simulated_same_seed}), '
+             f'{r.trials_median:g} [{r.trials_10:g}, {r.trials_90:g}]; '
+             f'{100 * r.fewer:.0f}%; {100 * r.worse:.0f}%')
+            for r in table.itertuples()]
+    for (method, clock), t in table.groupby(['method', 'clock'],
+                                            sort=False):
+        inside = t.trials.between(t.trials_10, t.trials_90)
         gap = t.trials.median() / t.trials_median.median() - 1
+        per_run = (t.trials / t.trials_median).median() - 1
         paired = (t.trials / t.simulated_same_seed).median() - 1
         rows.append((
-            'calibration', f'{method}: median trials real, simulated '
-            '(median of the runs\' medians); median of real / simulated '
+            'calibration', f'{method}, {clock} clock: median trials real, '
+            'simulated (median of the runs\' medians); median over the '
+            'runs of real / its simulated median; of real / simulated '
             'with the same seed; real runs inside their simulated 10-90% '
-            'range',
+            'range; shares of simulated runs with fewer trials, lowest to '
+            'highest (median)',
             f'{t.trials.median():g}, {t.trials_median.median():g} '
-            f'({100 * gap:+.0f}%); {100 * paired:+.0f}%; '
-            f'{inside.sum()} of {len(t)}'))
+            f'({100 * gap:+.1f}%); {100 * per_run:+.1f}%; '
+            f'{100 * paired:+.1f}%; {inside.sum()} of {len(t)}; '
+            f'{t.fewer.min():.2f} to {t.fewer.max():.2f} '
+            f'({t.fewer.median():.2f})'))
+    return rows
+
+
+def error_rows(curves):
+    """How far the kept runs' validation errors are from the table's for
+    the same configuration and epoch."""
+    table = curves.set_index(['config_id', 'epoch'])['validation_error']
+    rows = []
+    for method in METHODS:
+        diffs = []
+        for seed in kept_seeds(method):
+            trials, reports = kept_run(method, seed)
+            keys = zip(trials.loc[reports['trial_id'], 'config_id'],
+                       reports['epoch'])
+            diffs += list(reports['validation_error'].to_numpy()
+                          - table.loc[list(keys)].to_numpy())
+        diffs = np.abs(diffs)
+        rows.append(('calibration', f'{method}: |real - recorded| '
+                     'validation error, same configuration and epoch (the '
+                     'training does not replicate the table exactly), '
+                     f'over {len(diffs)} reports: median, 90%, max',
+                     f'{np.median(diffs):.4f}, '
+                     f'{np.quantile(diffs, 0.9):.4f}, {diffs.max():.4f}'))
     return rows
 
 
@@ -200,23 +232,27 @@ def main(argv=None):
     table = pd.concat([placement(m, curves, setup, factors)
                        for m in METHODS], ignore_index=True)
     print(table.round(4).to_string(index=False))
-    for row in result_rows(table):
+    rows = result_rows(table) + error_rows(curves)
+    for row in rows:
         print(' | '.join(row[1:]))
     if args.write:
         table.to_csv(PLACEMENT, index=False, float_format='%.6g')
         common.write(
             'calibration', 'Calibration of the simulator',
             f'Made by `python -m benchmarks.calibration --write` on '
-            f'{datetime.date.today()} ({common.machine()}) from the '
-            'real runs kept in benchmarks/calibration/ (made there by '
-            '`--seeds N [--methods ...]`, on the same machine): runs of the '
+            f'{datetime.date.today()} ({common.machine()}; the '
+            'simulations are the same on any machine) from the real runs '
+            'kept in benchmarks/calibration/ (made there by `--seeds N '
+            '[--methods ...]`; on the machines their `machine` column '
+            'names, where they have one): runs of the '
             f'recorded set-up ({setup.n_workers} workers of '
             f'{setup.threads_per_trial} thread, {setup.constants}; random '
             f'search for {METHODS["random search"][1]} s, ASHA for '
             f'{METHODS["ASHA"][1]} s) among {N_SIMULATED} simulated runs '
             'of the same set-up and budget, whose recorded times are '
-            'scaled by the median speed factor of the other kept runs.',
-            result_rows(table))
+            'scaled by the speed factor the run measured on itself (own '
+            'clock, as the sections do) or by the median factor of the '
+            'other kept runs (others\' clock, a prediction).', rows)
 
 
 if __name__ == '__main__':

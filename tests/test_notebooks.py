@@ -121,7 +121,10 @@ def test_methods_are_compared_on_the_delivered_error(html_build):
     assert ratios == sorted(ratios)  # ranked by the paired ratio
     for _, ratio, low, high in ranked:
         assert float(low) <= float(ratio) <= float(high)
-    assert 'real runs inside their simulated 10% to 90% range' in text
+    placed = re.findall(r'^(random search|ASHA), \d+ s, (own|others) '
+                        r'clock: \d+ real runs', text, re.M)
+    assert sorted(placed) == sorted((m, c) for m in ('ASHA', 'random search')
+                                    for c in ('others', 'own'))
 
 
 def test_rung_levels_printed_are_where_asha_stops(html_build):
