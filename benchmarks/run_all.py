@@ -133,13 +133,9 @@ def part_simulation(args):
              f'{curves_file.stat().st_size / 1e6:.2f} MB; trials\' CPU time '
              f'{cpu:.0f} min (recording with 2 at a time: {cpu / 2:.0f} min '
              'on an idle machine)')]
-    runs = hpo.sim.run_many(list(hpo.sim.METHODS), seeds, curves,
-                            n_workers=2, max_wallclock_time=2 * budget)
-    target = hpo.stats.target_error(hpo.sim.run_many(
-        ['random search'], hpo.sim.heldout(seeds), curves, n_workers=2,
-        max_wallclock_time=budget), budget)
-    table = hpo.stats.paired_comparison(
-        hpo.stats.times_to_target(runs, target), 2 * budget)
+    target, times = hpo.sim.target_and_times(
+        list(hpo.sim.METHODS), seeds, curves, max_wallclock_time=budget)
+    table = hpo.stats.paired_comparison(times, 2 * budget)
     rows += [('simulation', f'{method}: time to RS\'s {budget:g} s median '
               f'delivered error {target:.4f} (held-out seeds), '
               f'{len(seeds)} seeds, 2 workers: median (censored at '
