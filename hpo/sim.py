@@ -477,8 +477,9 @@ def _one_run(task):
     if results.empty:  # keep the run: it delivered nothing
         results = pd.DataFrame({'time': [np.nan], 'final': [False],
                                 'validation_error': [np.nan]})
-    return results.assign(method=method, seed=seed,
-                          n_trials=len(sim.trials))
+    front = dict(method=method, seed=seed, n_trials=len(sim.trials))
+    return pd.concat([pd.DataFrame(front, index=results.index), results],
+                     axis=1)
 
 
 def run_many(methods, seeds, curves, processes=None, **kwargs):
@@ -494,9 +495,7 @@ def run_many(methods, seeds, curves, processes=None, **kwargs):
             frames = pool.map(_one_run, tasks, chunksize=1)
     else:
         frames = [_one_run(task) for task in tasks]
-    df = pd.concat(frames, ignore_index=True)
-    first = ['method', 'seed', 'n_trials']
-    return df[first + [c for c in df.columns if c not in first]]
+    return pd.concat(frames, ignore_index=True)
 
 
 def heldout(seeds):

@@ -12,14 +12,10 @@ import pandas as pd
 from scipy import stats
 
 
-def delivered(reports):
-    """The reports of trials that ran all their epochs."""
-    return reports[reports['final'].astype(bool)]
-
-
 def best_at(reports, grid):
     """Best delivered error at each time of ``grid`` (NaN before any)."""
-    done = delivered(reports).sort_values('time', kind='stable')
+    done = reports[reports['final'].astype(bool)].sort_values(
+        'time', kind='stable')
     best = np.minimum.accumulate(done['validation_error'].to_numpy(float))
     idx = np.searchsorted(done['time'].to_numpy(float), grid, side='right')
     return np.concatenate([[np.nan], best])[idx]  # idx 0: before any
@@ -35,8 +31,8 @@ def target_error(runs, horizon):
 def times_to_target(runs, target):
     """Per ``method`` and ``seed``: the time the run first delivered an
     error at or below ``target`` (``inf``: never)."""
-    hit = delivered(runs)
-    hit = hit[hit['validation_error'] <= target]
+    hit = runs[runs['final'].astype(bool)
+               & (runs['validation_error'] <= target)]
     first = hit.groupby(['method', 'seed'], sort=False)['time'].min()
     every = runs.groupby(['method', 'seed'], sort=False).size().index
     return first.reindex(every, fill_value=np.inf).rename('time')
