@@ -188,9 +188,8 @@ def make_blackbox(curves):
     if ids != list(range(len(ids))):
         raise ValueError('config_id must be 0, 1, ..., n - 1')
     n_epochs = int(curves['epoch'].max())
-    final = np.where(curves['epoch'] == n_epochs,
-                     curves['validation_error'], 1.0)
-    values = curves.assign(final_error=final)[OBJECTIVES].to_numpy(float)
+    values = curves.assign(final_error=curves['validation_error'].where(
+        curves['epoch'] == n_epochs, 1.0))[OBJECTIVES].to_numpy(float)
     with warnings.catch_warnings():  # Syne Tune 0.16 on pandas 3.1
         warnings.filterwarnings('ignore', message='The inplace keyword')
         return RecordedCurves(
@@ -199,7 +198,6 @@ def make_blackbox(curves):
             fidelity_space={'epoch': randint(1, n_epochs)},
             objectives_evaluations=values.reshape(len(ids), 1, n_epochs,
                                                   len(OBJECTIVES)),
-            fidelity_values=np.arange(1, n_epochs + 1),
             objectives_names=list(OBJECTIVES))
 
 
@@ -355,12 +353,10 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
 
 
 def _simulation(reports, trials, curves, horizon, jobs=None, once=False):
-    """The :class:`Simulation` of a run's ``reports`` (``trial_id``,
-    ``config_id``, ``epoch``, ``validation_error``, ``cpu_time``,
-    ``decision``, ``time``) and ``trials`` (``config_id``, ``start``,
-    ``end`` by id) within ``horizon``; a trial's padded epochs count as
-    past its divergence. With ``once``, only each trial's last real
-    report is kept (as ``train_script.py`` sends)."""
+    """The :class:`Simulation` of a run's ``reports`` and ``trials``
+    (``config_id``, ``start``, ``end`` by id) within ``horizon``; with
+    ``once``, only each trial's last real report (as ``train_script.py``
+    sends). Padded epochs count as past the divergence."""
     max_epochs = int(curves['epoch'].max())
     configs = curves.groupby('config_id')[HYPERPARAMETERS].first()
     last_real = curves[~curves['padded']].groupby('config_id')['epoch'].max()

@@ -55,8 +55,7 @@ def paired_comparison(times, horizon, reference='random search'):
     runs), ``median_time``, ``ratio`` (median over seeds of the time
     ratio, on logs) with its 95% bootstrap interval (``low``, ``high``),
     and ``first``, the share of seeds where it got there first (ties
-    count half), with its interval. Censoring pulls ratios towards 1.
-    """
+    count half), with its interval. Censoring pulls ratios towards 1."""
     wide = times.unstack('method')
     censored = wide.clip(upper=pd.Series(horizon, index=wide.columns),
                          axis=1)
@@ -116,8 +115,7 @@ def place_run(reports, n_trials, sims, horizon):
     ``horizon`` seconds: trial counts (real, simulated median, 10% and
     90%, share with fewer) and best delivered errors (real, simulated
     median and quartiles, share worse; ties count half, nothing
-    delivered counts as worst).
-    """
+    delivered counts as worst)."""
     counts = sims.groupby('seed')['n_trials'].first()
     best = np.nan_to_num([best_at(r, [horizon])[0]
                           for _, r in sims.groupby('seed')], nan=np.inf)
