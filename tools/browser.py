@@ -95,27 +95,17 @@ def _viewport(driver, width, height):
         'mobile': False})
 
 
-def _screenshot(driver, path, width, height):
-    """Save the page at ``width`` x ``height`` CSS pixels as a PNG."""
-    _viewport(driver, width, height)
-    time.sleep(0.3)
-    data = driver.execute_cdp_cmd('Page.captureScreenshot',
-                                  {'format': 'png'})['data']
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_bytes(base64.b64decode(data))
-
-
 def _logged(driver):
     """Network events and browser errors Chromium logged for the page."""
     events = [json.loads(e['message'])['message']
               for e in driver.get_log('performance')]
-    urls = {e['params']['requestId']: e['params']['request']['url']
-            for e in events if e['method'] == 'Network.requestWillBeSent'}
+    sent = [e['params'] for e in events
+            if e['method'] == 'Network.requestWillBeSent']
+    urls = {p['requestId']: p['request']['url'] for p in sent}
     severe = [e for e in driver.get_log('browser')
               if e['level'] == 'SEVERE']
     return {
-        'requests': [e['params']['request']['url'] for e in events
-                     if e['method'] == 'Network.requestWillBeSent'],
+        'requests': [p['request']['url'] for p in sent],
         'failed': [(urls.get(e['params']['requestId'], '?'),
                     e['params']['errorText'])
                    for e in events if e['method'] == 'Network.loadingFailed'],
@@ -138,9 +128,14 @@ def inspect_page(html_file, screenshot=None, width=1280, max_height=12000):
         driver.execute_script('return ' + SETTLE_JS.strip())
         time.sleep(0.5)  # let late scripts (copy buttons) finish
         report = driver.execute_script('return ' + INSPECT_JS.strip())
-        if screenshot:
+        if screenshot:  # the whole page, at most max_height CSS pixels
             height = min(max_height, max(900, int(report['height'])))
-            _screenshot(driver, screenshot, width, height)
+            _viewport(driver, width, height)
+            time.sleep(0.3)
+            data = driver.execute_cdp_cmd('Page.captureScreenshot',
+                                          {'format': 'png'})['data']
+            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+            Path(screenshot).write_bytes(base64.b64decode(data))
         report.update(_logged(driver))
     finally:
         driver.quit()

@@ -25,12 +25,8 @@ def run_task(gpus, target, *args):
     return target(*args)
 
 
-def patch_d2lbook():
+if __name__ == '__main__':
     resource.Scheduler = SerialScheduler
     resource._target = run_task  # looked up when a task process starts
-
-
-if __name__ == '__main__':
-    patch_d2lbook()
     sys.argv = ['d2lbook', *sys.argv[1:]]
     main()

@@ -62,15 +62,12 @@ def _add_static_dir(app, config):
     config.html_static_path.append(str(STATIC_DIR))  # to _static/
 
 
-MATHJAX_OFFLINE = 'sphinx-mathjax-offline'
-
-
 def setup(app):
     app.connect('config-inited', _add_static_dir)
     app.connect('builder-inited', _patch_d2l_js)
     # sphinx-mathjax-offline 0.0.2 (loaded before this) only adds static
     # files but does not say it is parallel-safe: Sphinx would warn
-    mathjax = app.extensions.get(MATHJAX_OFFLINE)
+    mathjax = app.extensions.get('sphinx-mathjax-offline')
     if mathjax is not None and mathjax.parallel_read_safe is None:
         mathjax.parallel_read_safe = True
     return {'parallel_read_safe': True, 'parallel_write_safe': True}
