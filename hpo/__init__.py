@@ -9,13 +9,16 @@ record_curves (the simulator's tables).
 
 
 def show(what):
-    """Print the code that runs: the source of a function, or a file of
-    the repository given by its path from the top folder (such as
-    ``'train_script.py'``), so that the book never shows a copy."""
+    """The code that runs, for a cell to display: the source of a
+    function, or a file of the repository given by its path from the top
+    folder (such as ``'train_script.py'``), so that the book never shows
+    a copy. A Markdown code block, which Jupyter highlights and d2lbook
+    turns into a code block (printed, ``**`` would be read as markup)."""
     import inspect
+    from IPython.display import Markdown
     if isinstance(what, str):
         from hpo.tuner import ROOT
         text = (ROOT / what).read_text()
     else:
         text = inspect.getsource(what)
-    print(text.rstrip('\n'))
+    return Markdown(f'````python\n{text.rstrip()}\n````')

@@ -1,7 +1,7 @@
 """The code the book shows is the code that runs.
 
 A section shows the repository's code only through an executed cell that
-prints its live source with ``hpo.show``, never as a copy in a plain
+displays its live source with ``hpo.show``, never as a copy in a plain
 ```python block that nothing runs or checks.
 """
 import inspect
@@ -37,13 +37,14 @@ def test_section_shows_the_live_source(section, what):
     assert f'hpo.show({what})' in cell_lines(section)
 
 
-def test_show_prints_a_file_or_a_function_exactly(capsys):
+def test_show_displays_a_file_or_a_function_exactly():
     import hpo.sim
-    hpo.show('train_script.py')
-    assert capsys.readouterr().out == (ROOT / 'train_script.py').read_text()
-    hpo.show(hpo.sim.synchronous_sh)
-    assert capsys.readouterr().out == \
-        inspect.getsource(hpo.sim.synchronous_sh)
+    shown = [hpo.show('train_script.py').data,
+             hpo.show(hpo.sim.synchronous_sh).data]
+    expected = [(ROOT / 'train_script.py').read_text(),
+                inspect.getsource(hpo.sim.synchronous_sh)]
+    assert shown == [f'````python\n{text.rstrip()}\n````'
+                     for text in expected]
     with pytest.raises(FileNotFoundError):
         hpo.show('no_such_script.py')
 
