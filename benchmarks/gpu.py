@@ -30,7 +30,6 @@ OPTIONS = {'float32': [], 'float32, again': [],
            'bf16 autocast': ['--bf16'],
            'channels-last + bf16': ['--channels_last', '--bf16']}
 SECONDS = 600            # the projection's horizon: 10 minutes
-ASHA_EPOCHS = 1 + 2 / 3 + 6 / 9 + 18 / 27  # eta 3, rungs 1, 3, 9; max 27
 
 
 def make_plan(cpu_check, epochs):
@@ -181,6 +180,7 @@ def projection_rows(plan, runs, names, slowdown):
     """Trials per 10 minutes of each section with ``choose_setup``'s
     workers, epochs slowed as measured for its trials per GPU."""
     import hpo.setups
+    import hpo.sim
     setup = hpo.setups.choose_setup('full', n_gpus=max(1, len(names)))
     workers = 1 if plan.cpu_check else setup.n_workers
     factor = 1.0 if plan.cpu_check else slowdown.get(
@@ -188,7 +188,8 @@ def projection_rows(plan, runs, names, slowdown):
     rows = []
     for script, section, epochs in (
             (SCRIPTS[0], 'rs-async', plan.constants['max_epochs']),
-            (SCRIPTS[1], 'sh-async', ASHA_EPOCHS)):
+            (SCRIPTS[1], 'sh-async', hpo.sim.epochs_per_trial(
+                1, 3, plan.constants['max_epochs']))):
         r = runs[script, 'float32']
         per_trial = r['startup'] + epochs * r['epoch'] * factor
         rows.append(('projection', f'{section}: trials per 10 min on '

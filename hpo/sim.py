@@ -210,6 +210,15 @@ def rung_levels_formula(grace_period, reduction_factor, max_t):
     return levels
 
 
+def epochs_per_trial(grace_period, reduction_factor, max_t):
+    """The mean epochs of a trial if exactly ``1/reduction_factor`` of the
+    trials at each rung go on (ASHA's idealised budget)."""
+    ends = rung_levels_formula(grace_period, reduction_factor, max_t)
+    ends.append(max_t)
+    return sum((end - start) / reduction_factor ** k
+               for k, (start, end) in enumerate(zip([0, *ends], ends)))
+
+
 class Simulation(NamedTuple):
     """What :func:`simulate` returns: the reports within the budget in
     time order (``time``, ``final``: a trial's last epoch, ``best``: best

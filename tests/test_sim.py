@@ -399,3 +399,13 @@ def test_cached_recomputes_only_when_something_changed(curves, tmp_path):
         mp.setattr(hpo.sim, 'SIM_VERSION', hpo.sim.SIM_VERSION + 1)
         hpo.sim.cached(path, compute, curves=curves, factor=2.0)
     assert calls == [1.5, 2.0, 2.0]
+
+
+def test_epochs_per_trial_counts_each_rungs_survivors():
+    """ASHA's idealised budget: all trials run to rung 1, a third of them
+    2 epochs more to rung 3, a ninth 6 more to rung 9, ..."""
+    assert hpo.sim.epochs_per_trial(1, 3, 27) == \
+        pytest.approx(1 + 2 / 3 + 6 / 9 + 18 / 27)
+    assert hpo.sim.epochs_per_trial(1, 3, 9) == \
+        pytest.approx(1 + 2 / 3 + 6 / 9)
+    assert hpo.sim.epochs_per_trial(1, 2, 1) == 1
