@@ -288,10 +288,12 @@ def configurations_run(trials, configs):
                    else row[k] == v for k, v in config.items())
 
     for position, trial_id in enumerate(sorted(trials.index, key=number)):
-        if number(trial_id) != position or not same(trials.loc[trial_id],
-                                                    configs[position]):
+        row, config = trials.loc[trial_id], configs[position]
+        if number(trial_id) != position or not same(row, config):
+            ran = {k: row.get(k) for k in config}
             raise ValueError(f'trial {trial_id} did not run the '
-                             f'configuration at position {position}')
+                             f'configuration at position {position}, '
+                             f'{config}, but {ran}')
     return len(trials)
 
 
