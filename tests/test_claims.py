@@ -43,3 +43,15 @@ def test_real_errors_differ_from_the_table_as_the_prose_says():
                        .split(',')[0])
         assert f'{median:.3f}' == cited
         assert f'{cited} ({method})' in text
+    tenth = float(results_value('ASHA: |real - recorded|').split(',')[1])
+    assert f'by {tenth:.3f} or more in a tenth of ASHA' in text
+
+
+def test_exit_times_match_the_prose():
+    """rs-async cites the throughput benchmark's exit times."""
+    text = ' '.join((ROOT / 'chapter_hpo' / 'rs-async.md').read_text()
+                    .split())
+    normal = results_value('process exit after last output, normal exit')
+    fast = results_value('process exit after last output, exit_now()')
+    assert f'took {normal} to shut down after its last output, against ' \
+        f'{fast} with `exit_now()`' in text
