@@ -79,7 +79,9 @@ def real_run(method, seed, curves, setup):
     trials['config_id'] = ids[:len(trials)]
     trials = trials.assign(method=method, seed=seed, seconds=seconds,
                            load_before=load, load_after=os.getloadavg()[0],
-                           machine=common.machine())
+                           machine=common.machine(),
+                           made=datetime.datetime.now().isoformat(
+                               timespec='minutes'))
     keep = ['trial_id', 'epoch', 'validation_error', 'test_error', 'time',
             'elapsed_time', 'cpu_time', 'st_decision']
     return trials, reports[[c for c in keep if c in reports.columns]]
