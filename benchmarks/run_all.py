@@ -1,10 +1,7 @@
 """The chapter's benchmark suite: one command, one block of results a part.
 
-    .venv/bin/python -m benchmarks.run_all [--quick] [--skip PART ...]
-
-Each part of ``ABOUT`` measured here becomes its block of
-``benchmarks/results.md``; the others are kept. ``--sections-log LOG``: the
-sections' times from a book build's output (``bash run.sh book > LOG``).
+Each part of ``ABOUT`` measured here (all but those given to ``--skip``)
+becomes its block of ``benchmarks/results.md``; the others are kept.
 About 35 minutes on 2 cores, 10 with ``--quick``. Nothing is asserted.
 """
 import argparse
@@ -21,10 +18,17 @@ from unittest import mock
 import numpy as np
 
 from benchmarks import common, throughput
+import hpo.setups
+import hpo.sim
+import hpo.stats
+import hpo.trials
+import hpo.tuner
 
 ROOT = common.ROOT
 SECTIONS = ('rs-async', 'sh-async', 'hpo-ray')
-ABOUT = {  # part: (title, what it measures)
+EVALUATED = re.compile(r'Task "Evaluating \./chapter_hpo/([\w-]+)\.md" .* '
+                       r'is finished in (\d+):(\d\d):(\d\d)')
+ABOUT = {  # part: (title, what it measures), the intro of its block
     'throughput': ('The training scripts as processes (CPU set-up)',
                    'Throughput next to the compute bound, AlexNet\'s epoch '
                    'on this CPU (an estimate), exit and start-up times '
@@ -44,11 +48,6 @@ ABOUT = {  # part: (title, what it measures)
 
 
 def part_tuner(args):
-    """Random search and ASHA in the CPU set-up, as real experiments."""
-    import hpo.setups
-    import hpo.sim
-    import hpo.trials
-    import hpo.tuner
     setup = hpo.setups.choose_setup('full', n_gpus=0)
     space = dict(hpo.tuner.search_space(), **setup.constants)
     seconds, rows = 60 if args.quick else 180, []
@@ -75,8 +74,7 @@ def part_tuner(args):
 
 
 def run_notebook(name, budget):
-    """Seconds to execute a section as a notebook, kept in
-    ``_build/benchmarks/``."""
+    """Seconds to run a section's notebook, kept in ``_build/benchmarks/``."""
     import nbclient
     import nbformat
     from d2lbook.notebook import read_markdown
@@ -94,13 +92,7 @@ def run_notebook(name, budget):
     return seconds
 
 
-EVALUATED = re.compile(r'Task "Evaluating \./chapter_hpo/([\w-]+)\.md" .* '
-                       r'is finished in (\d+):(\d\d):(\d\d)')
-
-
 def part_sections(args):
-    """Each section run as a notebook; or, from ``args.sections_log``,
-    its time as a book build's log says (d2lbook times every notebook)."""
     if args.sections_log is None:
         budgets = ['test'] if args.quick else ['test', 'full']
         return [('sections', f'{name}, budget "{budget}"',
@@ -108,21 +100,14 @@ def part_sections(args):
                 for budget in budgets for name in SECTIONS]
     log = args.sections_log.read_text()
     budget = 'test' if 'HPO_BUDGET=test' in log else 'full'
-    found = {m.group(1): m.groups()[1:] for m in EVALUATED.finditer(log)}
+    found = {m[1]: 3600 * int(m[2]) + 60 * int(m[3]) + int(m[4])
+             for m in EVALUATED.finditer(log)}  # seconds by section
     return [('sections', f'{name}, budget "{budget}", in the book build',
-             f'{3600 * int(h) + 60 * int(m) + int(s)} s')
-            for name in SECTIONS if name in found
-            for h, m, s in [found[name]]]
+             f'{found[name]} s') for name in SECTIONS if name in found]
 
 
 def part_simulation(args):
-    """sh-async's simulations, with its calls and parameters: those of its
-    test budget, cached in a scratch folder, with ``--quick``."""
-    import hpo.setups
-    import hpo.sim
-    import hpo.stats
-    setup = hpo.setups.choose_setup('test' if args.quick else 'full',
-                                    n_gpus=0)
+    setup = hpo.setups.choose_setup('test' if args.quick else 'full', n_gpus=0)
     curves_file = hpo.sim.curves_for(setup) or hpo.sim.CURVES
     curves = hpo.sim.load_curves(curves_file)
     last = curves.groupby('config_id').last()
@@ -144,36 +129,29 @@ def part_simulation(args):
               f'[{r.low:.2f}, {r.high:.2f}]; {r.first:.2f} '
               f'[{r.first_low:.2f}, {r.first_high:.2f}]; {r.reached:.2f}')
              for method, r in table.iterrows()]
-    with tempfile.TemporaryDirectory() as scratch:
-        return rows + cached_rows(curves, seeds, budget, Path(scratch)
-                                  if args.quick else ROOT / 'chapter_hpo')
-
-
-def cached_rows(curves, seeds, budget, cache):
-    """The rows of sh-async's two cached tables (the same calls)."""
-    import hpo.sim
-    startup = float(curves.loc[curves.epoch == 1,
-                               'startup_cpu_time'].median())
+    # sh-async's two cached tables, by the same calls
+    startup = float(curves.loc[curves.epoch == 1, 'startup_cpu_time'].median())
     n_epochs = int(curves['epoch'].max())
-    saving = hpo.sim.cached(
-        cache / 'sim_saving.csv', hpo.sim.saving_sweep, curves=curves,
-        startups=[0.0, startup, 2 * startup],
-        epoch_budgets=[n_epochs // 3, n_epochs], seeds=seeds,
-        max_wallclock_time=budget)
-    speedup = hpo.sim.cached(cache / 'sim_speedup.csv', hpo.sim.speedup,
-                             curves=curves, seeds=seeds)
-    return [('simulation', f'ASHA / RS time, r_max {r.epochs:g}, '
-             f'start-up {r.startup:.1f} s',
-             f'{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}]')
-            for _, r in saving.iterrows()] + [
-        ('simulation', f'random search speed-up, {k} workers (recorded '
-         'clock for every K)', f'{r.speedup:.2f} [{r.low:.2f}, '
-         f'{r.high:.2f}] ({r.efficiency:.2f} K)')
-        for k, r in speedup.iterrows()]
+    with tempfile.TemporaryDirectory() as scratch:
+        cache = Path(scratch) if args.quick else ROOT / 'chapter_hpo'
+        saving = hpo.sim.cached(
+            cache / 'sim_saving.csv', hpo.sim.saving_sweep, curves=curves,
+            startups=[0.0, startup, 2 * startup],
+            epoch_budgets=[n_epochs // 3, n_epochs], seeds=seeds,
+            max_wallclock_time=budget)
+        speedup = hpo.sim.cached(cache / 'sim_speedup.csv', hpo.sim.speedup,
+                                 curves=curves, seeds=seeds)
+    rows += [('simulation', f'ASHA / RS time, r_max {r.epochs:g}, '
+              f'start-up {r.startup:.1f} s',
+              f'{r.ratio:.2f} [{r.low:.2f}, {r.high:.2f}]')
+             for _, r in saving.iterrows()]
+    return rows + [('simulation', f'random search speed-up, {k} workers '
+                    '(recorded clock for every K)', f'{r.speedup:.2f} '
+                    f'[{r.low:.2f}, {r.high:.2f}] ({r.efficiency:.2f} K)')
+                   for k, r in speedup.iterrows()]
 
 
 def part_book(args):
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / 'book'
         files = subprocess.run(['git', 'ls-files'], cwd=ROOT, check=True,
@@ -184,13 +162,12 @@ def part_book(args):
         env = dict(os.environ, HPO_BUDGET='test',
                    HPO_DATA_DIR=str(ROOT / 'data'),
                    SYNETUNE_FOLDER=str(Path(tmp) / 'experiments'))
-        for what in ('cold', 'cached'):
-            seconds = common.timed(lambda: subprocess.run(
-                [sys.executable, '-m', 'tools.build_book', '--html-only'],
-                cwd=copy, env=env, check=True, stdout=subprocess.DEVNULL))
-            rows.append(('book', f'HTML build, test budget, {what}',
-                         f'{seconds:.0f} s'))
-    return rows
+        seconds = [common.timed(lambda: subprocess.run(
+            [sys.executable, '-m', 'tools.build_book', '--html-only'],
+            cwd=copy, env=env, check=True, stdout=subprocess.DEVNULL))
+            for _ in range(2)]  # cold, then with the notebooks cached
+    return [('book', f'HTML build, test budget, {what}', f'{t:.0f} s')
+            for what, t in zip(('cold', 'cached'), seconds)]
 
 
 PARTS = {'throughput': lambda args: throughput.rows(), 'tuner': part_tuner,

@@ -14,9 +14,7 @@ def _axes(size, ylabel=None, xlabel=TIME, grid=True):
     from d2l import torch as d2l
     d2l.set_figsize(size)
     ax = d2l.plt.gca()
-    ax.set_xlabel(xlabel)
-    if ylabel:
-        ax.set_ylabel(ylabel)
+    ax.set(xlabel=xlabel, ylabel=ylabel or '')
     if grid:
         ax.grid(alpha=0.3)
     return ax
@@ -61,8 +59,7 @@ def _gantt(ax, starts, ends, rows, colors, labels=None, names=None):
             ax.text((s + e) / 2, w, str(labels[i]), ha='center',
                     va='center', fontsize=6, color='white')
     names = names or [f'worker {w}' for w in range(int(max(rows)) + 1)]
-    ax.set_yticks(range(len(names)))
-    ax.set_yticklabels(names)
+    ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
 
 
@@ -82,17 +79,15 @@ def _status_gantt(trials, rows, names, labels=None):
 def plot_timeline(trials, n_workers, label_trials=True):
     """Gantt chart: which worker ran which trial, and when."""
     workers = assign_workers(trials, n_workers)
-    _status_gantt(trials, workers,
-                  [f'worker {w}' for w in range(n_workers)],
+    _status_gantt(trials, workers, [f'worker {w}' for w in range(n_workers)],
                   list(trials.index) if label_trials else None)
     return workers
 
 
 def plot_nodes(trials):
     """Gantt chart: which node ran which trial, and when."""
-    names = sorted(trials['node'].dropna().unique(),
-                   key=lambda n: (n != 'head', n))
     placed = trials.dropna(subset=['node'])
+    names = sorted(placed['node'].unique(), key=lambda n: (n != 'head', n))
     return _status_gantt(placed, placed['node'].map(
         {n: i for i, n in enumerate(names)}).to_numpy(), names)
 

@@ -56,11 +56,9 @@ def curves_for(setup):
     trial and workers, no GPU), or ``None``."""
     wanted = dict(setup.constants, threads_per_trial=setup.threads_per_trial,
                   n_workers=setup.n_workers)
-    for path in (CURVES, TEST_CURVES):
-        if path.exists() and table_setup(path) == wanted \
-                and setup.gpus_per_trial == 0:
-            return path
-    return None
+    return next((path for path in (CURVES, TEST_CURVES) if path.exists()
+                 and table_setup(path) == wanted
+                 and setup.gpus_per_trial == 0), None)
 
 
 def check_curve(curve, where, max_epochs):
@@ -75,8 +73,7 @@ def check_curve(curve, where, max_epochs):
         raise ValueError(f'{where}: epochs {epochs} are not 1, 2, ... '
                          '(each once)')
     if (np.diff(curve['cpu_time']) < 0).any():
-        raise ValueError(f'{where}: cpu_time decreases; it must be '
-                         'cumulative')
+        raise ValueError(f'{where}: cpu_time decreases; it must be cumulative')
     final = curve.iloc[-1]
     diverged = final['validation_error'] == 1.0 and pd.notna(
         final['test_error'])
@@ -87,10 +84,9 @@ def check_curve(curve, where, max_epochs):
 
 def load_curves(path=CURVES):
     """The checked table of learning curves at ``path``, one row per
-    configuration and epoch, with ``diverged`` and ``padded``: a diverged
-    curve goes on to the last epoch at error 1.0 and at no cost (the real
-    script stopped at the divergence). ``ValueError`` names what is
-    malformed."""
+    configuration and epoch, with ``diverged`` and ``padded``: a diverged curve
+    goes on to the last epoch at error 1.0 and at no cost (the real script
+    stopped at the divergence). ``ValueError`` names what is malformed."""
     df = pd.read_csv(path, comment='#')
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -135,9 +131,7 @@ def with_startup(curves, seconds):
 
 def scaled(curves, factor):
     """The curves with every recorded time multiplied by ``factor``."""
-    return curves.assign(
-        cpu_time=curves['cpu_time'] * factor,
-        startup_cpu_time=curves['startup_cpu_time'] * factor)
+    return curves.assign(**(curves[['cpu_time', 'startup_cpu_time']] * factor))
 
 
 def speed_factor(reports, trials, curves):
@@ -157,8 +151,7 @@ def speed_factor(reports, trials, curves):
         for _, g in real.groupby('epoch')])  # row e - 1: epoch e
     a, b = coef[joined['epoch'].to_numpy(int) - 1].T
     predicted = a + b / joined['batch_size'].to_numpy(float)
-    return float((joined['time'] - joined['start']).sum()
-                 / predicted.sum())
+    return float((joined['time'] - joined['start']).sum() / predicted.sum())
 
 
 def make_blackbox(curves):
@@ -196,8 +189,7 @@ def make_blackbox(curves):
             hyperparameters=pd.DataFrame({'config_id': ids}),
             configuration_space={'config_id': choice(list(ids))},
             fidelity_space={'epoch': randint(1, n_epochs)},
-            objectives_evaluations=values.reshape(len(ids), 1, n_epochs,
-                                                  len(OBJECTIVES)),
+            objectives_evaluations=values.reshape(len(ids), 1, n_epochs, -1),
             objectives_names=list(OBJECTIVES))
 
 
@@ -220,10 +212,9 @@ def epochs_per_trial(grace_period, reduction_factor, max_t):
 
 
 class Simulation(NamedTuple):
-    """What :func:`simulate` returns: the reports within the budget in
-    time order (``time``, ``final``: a trial's last epoch, ``best``: best
-    final error so far), the trials started within it, and synchronous
-    SH's jobs."""
+    """What :func:`simulate` returns: the reports within the budget in time
+    order (``time``, ``final``: a trial's last epoch, ``best``: best final
+    error so far), the trials started within it, and synchronous SH's jobs."""
     results: pd.DataFrame
     trials: pd.DataFrame
     jobs: pd.DataFrame = None
@@ -241,22 +232,23 @@ def _simulator_classes():
     class DeterministicBackend(UserBlackboxBackend):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
-            self.configs, self.started, self.ended = {}, {}, {}
+            self.trials = {}  # trial_id: its config_id, start and end
 
         def start_trial(self, config, checkpoint_trial_id=None):
             trial = super().start_trial(config, checkpoint_trial_id)
-            self.configs[trial.trial_id] = int(config['config_id'])
+            self.trials[trial.trial_id] = dict(
+                config_id=int(config['config_id']), start=np.inf, end=np.inf)
             return trial
 
         def _advance_by_outside_time(self):
             pass
 
         def _process_start_event(self, trial_id, time_event, config=None):
-            self.started[trial_id] = time_event
+            self.trials[trial_id]['start'] = time_event
             super()._process_start_event(trial_id, time_event, config)
 
         def _process_complete_event(self, trial_id, time_event, status):
-            self.ended[trial_id] = time_event
+            self.trials[trial_id]['end'] = time_event
             super()._process_complete_event(trial_id, time_event, status)
 
     class SimulatedTuner(Tuner):
@@ -298,10 +290,9 @@ def make_scheduler(method, config_space, seed, max_epochs, points,
     """The Syne Tune scheduler of an asynchronous method, trying
     ``points`` first; Hyperband has a bracket per rung level and r_max."""
     from syne_tune.optimizer.baselines import ASHA, RandomSearch
+    both = dict(do_minimize=True, random_seed=seed, points_to_evaluate=points)
     if method == 'random search':
-        return RandomSearch(config_space, metrics=['validation_error'],
-                            do_minimize=True, random_seed=seed,
-                            points_to_evaluate=points)
+        return RandomSearch(config_space, metrics=['validation_error'], **both)
     if method not in ('ASHA', 'Hyperband'):
         raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
     brackets = (len(rung_levels_formula(grace_period, reduction_factor,
@@ -309,9 +300,7 @@ def make_scheduler(method, config_space, seed, max_epochs, points,
                 if method == 'Hyperband' else 1)
     return ASHA(config_space, metric='validation_error', time_attr='epoch',
                 max_t=max_epochs, grace_period=grace_period,
-                reduction_factor=reduction_factor, brackets=brackets,
-                do_minimize=True, random_seed=seed,
-                points_to_evaluate=points)
+                reduction_factor=reduction_factor, brackets=brackets, **both)
 
 
 def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
@@ -353,10 +342,7 @@ def simulate(method, seed, curves, n_workers=2, max_wallclock_time=480,
     reports = callback.dataframe().rename(columns={
         'st_tuner_time': 'time', 'st_decision': 'decision',
         'config_config_id': 'config_id'})
-    trials = pd.DataFrame(dict(
-        config_id=pd.Series(backend.configs, dtype=int),
-        start=pd.Series(backend.started, dtype=float),
-        end=pd.Series(backend.ended, dtype=float))).fillna(np.inf)
+    trials = pd.DataFrame.from_dict(backend.trials, orient='index')
     return _simulation(reports, trials, curves, max_wallclock_time,
                        once=method == 'random search')
 
@@ -468,10 +454,9 @@ def synchronous_run(seed, curves, n_workers=2, max_wallclock_time=480,
         validation_error=errors[i, epoch], cpu_time=elapsed[i, epoch],
         decision=np.where((epoch == each['last_epoch'].to_numpy())
                           & (epoch < max_epochs), 'STOP', 'CONTINUE')))
-    by_trial = jobs.groupby('trial_id')
-    trials = pd.DataFrame(dict(config_id=by_trial['config_id'].first(),
-                               start=by_trial['start'].min(),
-                               end=by_trial['end'].max()))
+    trials = jobs.groupby('trial_id').agg(config_id=('config_id', 'first'),
+                                          start=('start', 'min'),
+                                          end=('end', 'max'))
     return _simulation(reports, trials, curves, max_wallclock_time, jobs)
 
 
@@ -483,8 +468,7 @@ def _one_run(task):
         results = pd.DataFrame({'time': [np.nan], 'final': [False],
                                 'validation_error': [np.nan]})
     front = dict(method=method, seed=seed, n_trials=len(sim.trials))
-    return pd.concat([pd.DataFrame(front, index=results.index), results],
-                     axis=1)
+    return pd.DataFrame(front, index=results.index).join(results)
 
 
 def run_many(methods, seeds, curves, processes=None, **kwargs):
@@ -534,8 +518,7 @@ def speedup(curves, n_workers_list=(1, 2, 4, 8, 16, 32), seeds=range(50),
 
 
 def default_target(curves, quantile=0.1):
-    """A final error only the best ``quantile`` of the configurations
-    deliver."""
+    """The final error only the best ``quantile`` of configurations deliver."""
     final = curves[curves['epoch'] == curves['epoch'].max()]
     return float(final['validation_error'].quantile(quantile))
 
@@ -589,11 +572,8 @@ def cached(path, compute, **params):
     path = Path(path)
     if not (path.exists() and path.read_text().split('\n', 1)[0] == line):
         table = compute(**params)
-        index = table.index.name
         with open(path, 'w') as f:
-            f.write(f'{line}\n# index: {index or ""}\n')
-            (table.reset_index() if index else table).to_csv(
-                f, index=False, float_format='%.6g')
+            f.write(f'{line}\n# index: {table.index.name or ""}\n')
+            table.to_csv(f, index=bool(table.index.name), float_format='%.6g')
     index = path.read_text().split('\n', 2)[1][len('# index: '):]
-    table = pd.read_csv(path, comment='#')
-    return table.set_index(index) if index else table
+    return pd.read_csv(path, comment='#', index_col=index or None)

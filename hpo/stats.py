@@ -57,23 +57,20 @@ def paired_comparison(times, horizon, reference='random search'):
     and ``first``, the share of seeds where it got there first (ties
     count half), with its interval. Censoring pulls ratios towards 1."""
     wide = times.unstack('method')
-    censored = wide.clip(upper=pd.Series(horizon, index=wide.columns),
-                         axis=1)
+    censored = wide.clip(upper=pd.Series(horizon, index=wide.columns), axis=1)
     ref = censored[reference].to_numpy()
     rows = []
     for method in censored.columns:
         t = censored[method].to_numpy()
         logs = np.log(t / ref)
         first = (t < ref) + 0.5 * (t == ref)
+        low, high = np.exp(_interval(logs, np.median))
+        first_low, first_high = _interval(first, np.mean)
         rows.append(dict(
             method=method, reached=np.isfinite(wide[method]).mean(),
             median_time=np.median(t), ratio=np.exp(np.median(logs)),
-            **dict(zip(('low', 'high'),
-                       np.exp(_interval(logs, np.median)))),
-            first=first.mean(),
-            **dict(zip(('first_low', 'first_high'),
-                       _interval(first, np.mean))),
-            seeds=len(t)))
+            low=low, high=high, first=first.mean(), first_low=first_low,
+            first_high=first_high, seeds=len(t)))
     return pd.DataFrame(rows).set_index('method')
 
 
@@ -94,10 +91,7 @@ def best_so_far_quantiles(runs, grid):
     for method, by_method in runs.groupby('method', sort=False):
         best = np.stack([best_at(r, grid)
                          for _, r in by_method.groupby('seed')])
-        with np.errstate(invalid='ignore'):  # inf - inf in interpolation
-            q = np.quantile(np.nan_to_num(best, nan=np.inf),
-                            [0.25, 0.5, 0.75], axis=0)
-        q[:, np.isnan(best).any(axis=0)] = np.nan
+        q = np.quantile(best, [0.25, 0.5, 0.75], axis=0)  # a NaN propagates
         rows.append(pd.DataFrame(dict(method=method, time=grid,
                                       q25=q[0], median=q[1], q75=q[2])))
     return pd.concat(rows, ignore_index=True)
@@ -110,12 +104,11 @@ def share_below(values, value):
 
 
 def place_run(reports, n_trials, sims, horizon):
-    """Where a real run (its ``reports``, ``n_trials`` started) fell
-    among simulated runs of one method (``hpo.sim.run_many``) over
-    ``horizon`` seconds: trial counts (real, simulated median, 10% and
-    90%, share with fewer) and best delivered errors (real, simulated
-    median and quartiles, share worse; ties count half, nothing
-    delivered counts as worst)."""
+    """Where a real run (its ``reports``, ``n_trials`` started) fell among
+    simulated runs of one method (``hpo.sim.run_many``) over ``horizon``
+    seconds: trial counts (real, simulated median, 10% and 90%, share with
+    fewer) and best delivered errors (real, simulated median and quartiles,
+    share worse; ties count half, nothing delivered counts as worst)."""
     counts = sims.groupby('seed')['n_trials'].first()
     best = np.nan_to_num([best_at(r, [horizon])[0]
                           for _, r in sims.groupby('seed')], nan=np.inf)
@@ -125,22 +118,18 @@ def place_run(reports, n_trials, sims, horizon):
     return dict(
         trials=n_trials, trials_median=counts.median(),
         trials_10=counts.quantile(0.1), trials_90=counts.quantile(0.9),
-        fewer=share_below(counts, n_trials), best=real,
-        median=median, q25=q25, q75=q75,
-        worse=1 - share_below(best, real),
-        seeds=len(counts))
+        fewer=share_below(counts, n_trials), best=real, median=median,
+        q25=q25, q75=q75, worse=1 - share_below(best, real), seeds=len(counts))
 
 
 def describe_run(place, horizon):
     """Two sentences on where a real run fell, from :func:`place_run`."""
     inside = place['trials_10'] <= place['trials'] <= place['trials_90']
     return (
-        f'In {horizon:.0f} s this run started {place["trials"]} trials; '
-        f'{place["seeds"]} simulated runs of its set-up started '
-        f'{place["trials_10"]:g} to {place["trials_90"]:g} (10% to 90%), '
-        f'median {place["trials_median"]:g}, so the real run is '
-        f'{"inside" if inside else "OUTSIDE"} that range. Its best '
-        f'delivered error was {place["best"]:.4f}; '
-        f'{100 * place["worse"]:.0f}% of the simulated runs delivered '
-        f'worse (median {place["median"]:.4f}, quartiles '
-        f'{place["q25"]:.4f} to {place["q75"]:.4f}).')
+        'In {horizon:.0f} s this run started {trials} trials; {seeds} '
+        'simulated runs of its set-up started {trials_10:g} to '
+        '{trials_90:g} (10% to 90%), median {trials_median:g}, so the real '
+        'run is {where} that range. Its best delivered error was {best:.4f}; '
+        '{worse:.0%} of the simulated runs delivered worse (median '
+        '{median:.4f}, quartiles {q25:.4f} to {q75:.4f}).'
+    ).format(horizon=horizon, where='inside' if inside else 'OUTSIDE', **place)
