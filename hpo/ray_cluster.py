@@ -66,15 +66,14 @@ def tagged_processes(tag):
 def kill_tagged(tag, timeout=5.0):
     """``SIGTERM`` every process with ``tag``, ``SIGKILL`` what is left
     after ``timeout`` seconds (Ray's agents ignore ``SIGTERM`` once their
-    raylet is gone); return how many were alive."""
+    raylet is gone)."""
     import psutil
-    procs = alive = tagged_processes(tag)
+    alive = tagged_processes(tag)
     for sent in (signal.SIGTERM, signal.SIGKILL):
         for p in alive:
             with contextlib.suppress(psutil.Error):
                 p.send_signal(sent)
         _, alive = psutil.wait_procs(alive, timeout=timeout)
-    return len(procs)
 
 
 class RayCluster:
