@@ -42,22 +42,20 @@ def decisions(reports, levels, max_t, eta, rule):
     ``epoch``, ``error``) in their order: ``'CONTINUE'``, ``'STOP'`` or
     ``'TIE'``. ``levels``: the rung levels below ``max_t``. Errors are
     compared exactly, as the fractions their floats are."""
-    recorded = {r: [] for r in levels}
-    judged = {r: set() for r in levels}
+    recorded = {r: {} for r in levels}  # at each rung: trial id -> error
     out = []
     for row in reports.itertuples():
         open_rungs = [r for r in levels
-                      if r <= row.epoch and row.trial_id not in judged[r]]
+                      if r <= row.epoch and row.trial_id not in recorded[r]]
         if row.epoch >= max_t:  # the trial is done
             out.append('STOP')
         elif not open_rungs:
             out.append('CONTINUE')
         else:
-            rung = open_rungs[-1]
+            at_rung = recorded[open_rungs[-1]]
             error = Fraction(float(row.error))
-            out.append(rule(recorded[rung], error, eta))
-            recorded[rung].append(error)
-            judged[rung].add(row.trial_id)
+            out.append(rule(list(at_rung.values()), error, eta))
+            at_rung[row.trial_id] = error
     return out
 
 
@@ -74,13 +72,9 @@ def disagreements(table, max_t, first='Ray Tune', second='Syne Tune'):
     and how often one stopped a trial the other continued (ties: neither).
     """
     early = table['epoch'] < max_t
-    stop_1 = early & (table[first] == 'STOP')
-    stop_2 = early & (table[second] == 'STOP')
-    go_1, go_2 = table[first] == 'CONTINUE', table[second] == 'CONTINUE'
-    return pd.Series({
-        f'{first} stops': int(stop_1.sum()),
-        f'{second} stops': int(stop_2.sum()),
-        f'stopped by {first}, continued by {second}':
-            int((stop_1 & go_2).sum()),
-        f'stopped by {second}, continued by {first}':
-            int((stop_2 & go_1).sum())})
+    stops = {n: early & (table[n] == 'STOP') for n in (first, second)}
+    counts = {f'{n} stops': int(s.sum()) for n, s in stops.items()}
+    for a, b in ((first, second), (second, first)):
+        counts[f'stopped by {a}, continued by {b}'] = int(
+            (stops[a] & (table[b] == 'CONTINUE')).sum())
+    return pd.Series(counts)

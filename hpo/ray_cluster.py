@@ -48,36 +48,32 @@ def _check_address(address, timeout=5.0):
             from None
 
 
-def _has_tag(pid, tag):
-    """Whether process ``pid`` was started with ``TAG_VARIABLE=tag``, from
+def tagged_processes(tag):
+    """Processes of this user started with ``TAG_VARIABLE=tag``, from
     ``/proc``: Ray's processes write over their environment to rename
     themselves, and psutil's ``environ()`` then finds nothing."""
-    try:
-        with open(f'/proc/{pid}/environ', 'rb') as f:
-            return f'{TAG_VARIABLE}={tag}'.encode() in f.read().split(b'\0')
-    except OSError:
-        return False  # gone, or another user's process
-
-
-def tagged_processes(tag):
-    """Processes of this user whose environment carries ``tag``."""
     import psutil
-    return [p for p in psutil.process_iter()
-            if p.pid != os.getpid() and _has_tag(p.pid, tag)]
+    entry = f'{TAG_VARIABLE}={tag}'.encode()
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(OSError):  # gone, or another user's
+            with open(f'/proc/{p.pid}/environ', 'rb') as f:
+                if p.pid != os.getpid() and entry in f.read().split(b'\0'):
+                    found.append(p)
+    return found
 
 
 def kill_tagged(tag, timeout=5.0):
     """``SIGTERM`` every process with ``tag``, ``SIGKILL`` what is left
     after ``timeout`` seconds (Ray's agents ignore ``SIGTERM`` once their
-    raylet is gone); return how many were alive."""
+    raylet is gone)."""
     import psutil
-    procs = alive = tagged_processes(tag)
+    alive = tagged_processes(tag)
     for sent in (signal.SIGTERM, signal.SIGKILL):
         for p in alive:
             with contextlib.suppress(psutil.Error):
                 p.send_signal(sent)
         _, alive = psutil.wait_procs(alive, timeout=timeout)
-    return len(procs)
 
 
 class RayCluster:
@@ -113,18 +109,12 @@ class RayCluster:
                    cpus_per_node=setup.threads_per_trial * per_node,
                    gpus=setup.gpus)
 
-    def _init(self, address):
-        """Connect this process, the driver; trials get the data and
-        their threads (the code is the installed ``hpo`` package)."""
+    def start(self):
+        """Start the nodes here unless there is an address, then connect
+        this process, the driver; trials get the data and their threads
+        (the code is the installed ``hpo`` package)."""
         import ray
         from hpo.data import data_dir
-        env = {'HPO_DATA_DIR': str(data_dir()),
-               'OMP_NUM_THREADS': str(self.cpus_per_node), **QUIET_ENV}
-        ray.init(address=address, log_to_driver=False,
-                 logging_level=logging.WARNING,
-                 runtime_env={'env_vars': env})
-
-    def start(self):
         os.environ.update(QUIET_ENV)
         if self.address:
             _check_address(self.address)
@@ -132,35 +122,35 @@ class RayCluster:
             self.log_levels.setdefault(name, logging.getLogger(name).level)
             logging.getLogger(name).setLevel(logging.WARNING)
         started = time.time()
-        if self.address:
-            self._init(self.address)
-        else:
-            self._start_nodes()
+        env = {'HPO_DATA_DIR': str(data_dir()),
+               'OMP_NUM_THREADS': str(self.cpus_per_node), **QUIET_ENV}
+        try:
+            ray.init(address=self.address or self._start_nodes(),
+                     log_to_driver=False, logging_level=logging.WARNING,
+                     runtime_env={'env_vars': env})
+        except BaseException:
+            if not self.address:  # stop the nodes started here
+                self.shutdown()
+            raise
         self.startup_seconds = time.time() - started
         return self
 
     def _start_nodes(self):
-        """Start the nodes here, then connect to them."""
+        """Start the nodes here; return the head's address."""
         import atexit
         from ray.cluster_utils import Cluster
         atexit.register(self.shutdown)
         node = dict(num_cpus=self.cpus_per_node, num_gpus=self.gpus_per_node,
-                    object_store_memory=OBJECT_STORE_BYTES)
+                    object_store_memory=OBJECT_STORE_BYTES,
+                    include_dashboard=False)  # read by the head only
         # the nodes inherit the tag, and their workers from them
         tagged = dict(START_ENV, **{TAG_VARIABLE: self.tag})
-        try:
-            with mock.patch.dict(os.environ, tagged, **self.node_env[0]):
-                self.local = Cluster(
-                    initialize_head=True,
-                    head_node_args=dict(node, include_dashboard=False))
-            for env in self.node_env[1:]:
-                with mock.patch.dict(os.environ, tagged, **env):
-                    self.local.add_node(**node)
-            self.local.wait_for_nodes()
-            self._init(self.local.address)
-        except BaseException:
-            self.shutdown()
-            raise
+        self.local = Cluster()
+        for env in self.node_env:  # the first node added is the head
+            with mock.patch.dict(os.environ, tagged, **env):
+                self.local.add_node(**node)
+        self.local.wait_for_nodes()
+        return self.local.address
 
     def nodes(self):
         """The live nodes, head first: a short name, id, CPUs and GPUs

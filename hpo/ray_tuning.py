@@ -37,12 +37,11 @@ def ray_search_space(space):
     """Syne Tune's search space with Ray Tune's distributions (Syne Tune's
     ``randint`` includes its upper bound, Ray Tune's does not)."""
     from ray import tune
-    from syne_tune.config_space import Float, Integer
+    from syne_tune.config_space import Float, Integer, is_log_space
     converted = dict(space)  # constants stay
     for name, domain in space.items():
         if isinstance(domain, Float):
-            log = type(domain.get_sampler()).__name__ == '_LogUniform'
-            make = tune.loguniform if log else tune.uniform
+            make = tune.loguniform if is_log_space(domain) else tune.uniform
             converted[name] = make(domain.lower, domain.upper)
         elif isinstance(domain, Integer):
             converted[name] = tune.randint(domain.lower, domain.upper + 1)
