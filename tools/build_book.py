@@ -30,9 +30,8 @@ def pdf_file():
 
 def build_env():
     """The caller's environment with this venv's ``bin/`` first on PATH."""
-    env = dict(os.environ)
-    env['PATH'] = (str(Path(sys.executable).parent) + os.pathsep
-                   + env.get('PATH', ''))
+    env = dict(os.environ, PATH=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get('PATH', '')]))
     env.setdefault('HPO_DATA_DIR', str(ROOT / 'data'))  # run.sh's data
     return env
 
