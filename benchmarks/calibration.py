@@ -116,7 +116,6 @@ def kept_run(method, seed):
 
 
 def kept_seeds(method):
-    """The seeds of the kept real runs of ``method``."""
     prefix = slug(method, '')
     return sorted(int(p.name[len(prefix):-len('-trials.csv')])
                   for p in OUT.glob(f'{prefix}*-trials.csv'))
