@@ -39,6 +39,7 @@ METHODS = {'random search': ('train_script.py', 480),
 PLACEMENT = OUT / 'placement.csv'  # what sh-async.md cites
 N_POINTS = 400  # far more configurations than a run can try
 N_SIMULATED = 50
+CLOCKS = ('own', 'others')  # its own speed factor, the others' median
 
 
 def slug(method, seed):
@@ -117,7 +118,6 @@ def kept_run(method, seed):
 
 
 def kept_seeds(method):
-    """The seeds of the kept real runs of ``method``."""
     prefix = slug(method, '')
     return sorted(int(p.name[len(prefix):-len('-trials.csv')])
                   for p in OUT.glob(f'{prefix}*-trials.csv'))
@@ -128,12 +128,6 @@ def measured_factors(curves):
     runs = {(m, s): kept_run(m, s) for m in METHODS for s in kept_seeds(m)}
     return {run: hpo.sim.speed_factor(reports, trials, curves)
             for run, (trials, reports) in runs.items()}
-
-
-# the clocks a real run is simulated on: its own speed factor, as the
-# sections measure it, or the median factor of the other kept runs, a
-# prediction that its own durations do not set
-CLOCKS = ('own', 'others')
 
 
 def placement(method, curves, setup, factors):

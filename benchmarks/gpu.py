@@ -18,6 +18,12 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import torch
+
+import hpo.data
+import hpo.setups
+import hpo.sim
+import hpo.training
 from benchmarks import common
 
 NO_GPU = 'not measured: no GPU'
@@ -34,26 +40,22 @@ SECONDS = 600            # the projection's horizon: 10 minutes
 
 def make_plan(cpu_check, epochs):
     """What to measure: the GPU set-up, or a tiny CPU check of the code."""
-    import hpo.setups
-    from hpo.training import VAL_BATCH
     if cpu_check:
         return SimpleNamespace(
             cpu_check=True, epochs=2, steps=3, max_trials=2,
             constants=dict(hpo.setups.CPU_CONSTANTS, n_train=200),
             options={'float32': []}, label='CPU check',
-            val_batch=VAL_BATCH['cpu'])
+            val_batch=hpo.training.VAL_BATCH['cpu'])
     return SimpleNamespace(
         cpu_check=False, epochs=epochs, steps=20, max_trials=4,
         constants=dict(hpo.setups.GPU_CONSTANTS), options=OPTIONS,
-        label='GPU 0', val_batch=VAL_BATCH['cuda'])
+        label='GPU 0', val_batch=hpo.training.VAL_BATCH['cuda'])
 
 
 def bare_rates(plan, device, option):
     """Images/s of SGD steps and of validation batches on floats already
     on ``device`` (the model's arithmetic only), and peak memory (bytes;
     None on the CPU)."""
-    import torch
-    import hpo.training
     size, bs = plan.constants['image_size'], HYPER['batch_size']
     cuda = device.type == 'cuda'
     if cuda:
@@ -98,8 +100,6 @@ def run_scripts(plan, script, flags, copies):
 
 def gpu_status():
     """``(names, reason)``: the GPUs PyTorch can use, or why none."""
-    import torch
-    import hpo.setups
     hardware = hpo.setups.detect_hardware('auto')
     if hardware.gpus:
         return [torch.cuda.get_device_name(i)
@@ -111,9 +111,6 @@ def gpu_status():
 def bare_rows(plan, names):
     """Rows of the bare rates on every device; the first device's epoch
     bound (seconds at the bare rates) by option."""
-    import torch
-    import hpo.data
-    import hpo.training
     rows, bound = [], {}
     for i, name in enumerate(names or [None]):
         label = f'GPU {i} ({name})' if name else plan.label
@@ -179,8 +176,6 @@ def sharing_rows(plan, alone):
 def projection_rows(plan, runs, names, slowdown):
     """Trials per 10 minutes of each section with ``choose_setup``'s
     workers, epochs slowed as measured for its trials per GPU."""
-    import hpo.setups
-    import hpo.sim
     setup = hpo.setups.choose_setup('full', n_gpus=max(1, len(names)))
     workers = 1 if plan.cpu_check else setup.n_workers
     factor = 1.0 if plan.cpu_check else slowdown.get(

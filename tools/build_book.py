@@ -30,9 +30,8 @@ def pdf_file():
 
 def build_env():
     """The caller's environment with this venv's ``bin/`` first on PATH."""
-    env = dict(os.environ)
-    env['PATH'] = (str(Path(sys.executable).parent) + os.pathsep
-                   + env.get('PATH', ''))
+    env = dict(os.environ, PATH=os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get('PATH', '')]))
     env.setdefault('HPO_DATA_DIR', str(ROOT / 'data'))  # run.sh's data
     return env
 
@@ -82,32 +81,27 @@ def check_offline_html():
 
 
 def build(html_only=False, serial=True):
+    """Build the HTML and, unless ``html_only``, the PDF; say how long
+    each took and where they and the evaluated notebooks are."""
     env = build_env()
     budget = env.get(BUDGET_VARIABLE) or 'full'
     forget_other_budget(budget)
-    html_seconds = d2lbook('html', env, serial)
+    took = f'HTML {d2lbook("html", env, serial):.0f} s'
     check_offline_html()
-    pdf_seconds = None
+    made = {'HTML:': [HTML / 'index.html']}
     if not html_only:
         # latexmk keeps state from failed runs that breaks the next one
         shutil.rmtree(PDF, ignore_errors=True)
-        pdf_seconds = d2lbook('pdf', env, serial)
+        took += f', PDF {d2lbook("pdf", env, serial):.0f} s'
         if not pdf_file().exists():
             raise SystemExit(f'[build_book] {pdf_file()} was not made')
-    report(html_seconds, pdf_seconds, budget)
-
-
-def report(html_seconds, pdf_seconds, budget_used):
-    print(f'\n[build_book] done ({BUDGET_VARIABLE}={budget_used}; '
-          f'HTML {html_seconds:.0f} s'
-          + (f', PDF {pdf_seconds:.0f} s' if pdf_seconds else '') + ')')
-    print(f'  HTML:      {os.path.relpath(HTML / "index.html")}')
-    if pdf_seconds is not None:
-        print(f'  PDF:       {os.path.relpath(pdf_file())}')
-    notebooks = sorted(p for p in EVAL.rglob('*.ipynb')
-                       if '.ipynb_checkpoints' not in p.parts)
-    for i, nb in enumerate(notebooks):
-        print(f'  {"notebooks:" if i == 0 else "":<10} {os.path.relpath(nb)}')
+        made['PDF:'] = [pdf_file()]
+    made['notebooks:'] = sorted(p for p in EVAL.rglob('*.ipynb')
+                                if '.ipynb_checkpoints' not in p.parts)
+    print(f'\n[build_book] done ({BUDGET_VARIABLE}={budget}; {took})')
+    for label, paths in made.items():
+        for i, path in enumerate(paths):
+            print(f'  {"" if i else label:<10} {os.path.relpath(path)}')
 
 
 def main(argv=None):
