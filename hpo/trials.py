@@ -80,11 +80,9 @@ def _trial_row(trial_dir, t0, reports):
 def report_times(exp):
     """Reports with ``time``: seconds since the tuner started (worker side),
     and ``final``: the report of a trial that ran all its epochs."""
-    df = exp.results.copy()
-    df['time'] = (df['st_worker_timestamp']
-                  - exp.metadata['st_tuner_start_timestamp'])
-    df['final'] = df['epoch'] == df['config_max_epochs']
-    return df
+    df, t0 = exp.results, exp.metadata['st_tuner_start_timestamp']
+    return df.assign(time=df['st_worker_timestamp'] - t0,
+                     final=df['epoch'] == df['config_max_epochs'])
 
 
 def assign_workers(trials, n_workers):
@@ -132,8 +130,7 @@ def failed_trials(trials, n_lines=5):
 
 def scheduler_rung_levels(scheduler):
     """The rung levels of an ``ASHA`` scheduler's first bracket, read
-    from it, ascending; without its rung at ``max_t`` (where trials are
-    done)."""
+    from it, ascending, below ``max_t`` (where trials are done)."""
     return sorted(r for r, _ in scheduler.brackets[0].rungs
                   if r < scheduler.max_t)
 
