@@ -39,8 +39,7 @@ def data_dir():
 
 def _read_idx(path):
     """Read one gzipped IDX file (the format Fashion-MNIST ships in)."""
-    with gzip.open(path, 'rb') as f:
-        raw = f.read()
+    raw = gzip.decompress(path.read_bytes())
     ndim = raw[3]  # then one big-endian uint32 per dimension, then data
     shape = np.frombuffer(raw, dtype='>u4', count=ndim, offset=4)
     array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
