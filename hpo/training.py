@@ -3,6 +3,7 @@
 On a GPU only: the data kept there as ``uint8``, cuDNN autotuning, larger
 validation batches, ``--channels_last``/``--bf16`` (``benchmarks/gpu.py``)."""
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -157,14 +158,11 @@ def describe_device(device, args):
 def _checked(kind, test, requirement):
     """An argparse type that converts with ``kind`` and checks ``test``."""
     def convert(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not test(value):
-            raise argparse.ArgumentTypeError(
-                f'must be {requirement}, got {text!r}')
-        return value
+        with contextlib.suppress(ValueError):  # not a number at all
+            if test(value := kind(text)):
+                return value
+        raise argparse.ArgumentTypeError(
+            f'must be {requirement}, got {text!r}')
     return convert
 
 
