@@ -73,8 +73,7 @@ def _trial_row(trial_dir, t0, reports):
                else last_report or row['start'])
     else:
         end = last_report
-    row.update(status=status, end=end)
-    return row
+    return dict(row, status=status, end=end)
 
 
 def report_times(exp):
