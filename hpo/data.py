@@ -100,8 +100,7 @@ def prepare_data(verbose=True, replace_corrupt=False):
 
 def _prepare_from_sources(directory, target, reasons, verbose):
     """Write ``target`` from the first source that works (lock held)."""
-    system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR',
-                                     SYSTEM_DIR))
+    system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR', SYSTEM_DIR))
     if all((system_dir / n).exists() for n in RAW_FILES.values()):
         tensors = {key: _read_idx(system_dir / name)
                    for key, name in RAW_FILES.items()}
@@ -135,8 +134,7 @@ def load_data(image_size=28, n_train=None):
     try:
         data = _read_prepared(path)
     except CorruptDataError as e:
-        print(f'warning: {e}; preparing it again', file=sys.stderr,
-              flush=True)
+        print(f'warning: {e}; preparing it again', file=sys.stderr, flush=True)
         prepare_data(verbose=False, replace_corrupt=True)
         try:
             data = _read_prepared(path)

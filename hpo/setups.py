@@ -97,16 +97,14 @@ class Setup:
                           + ','.join(map(str, self.gpus)))
         return (f'set-up "{self.name}": {self.n_workers} workers, '
                 f'{self.max_wallclock_time:g} s of tuning, polling every '
-                f'{self.sleep_time:g} s, {per_trial}; fixed arguments: '
-                f'{args}')
+                f'{self.sleep_time:g} s, {per_trial}; fixed arguments: {args}')
 
 
 # Both train on 8,000 images for up to 27 epochs, so that ASHA with eta
 # = 3 has its rungs at 1, 3 and 9 epochs on every machine; the GPU row is
 # d2l's GPU network, a design choice not measured on a GPU yet
 # (``benchmarks/gpu.py`` measures it where one is).
-CPU_CONSTANTS = dict(max_epochs=27, model='lenet', image_size=28,
-                     n_train=8000)
+CPU_CONSTANTS = dict(max_epochs=27, model='lenet', image_size=28, n_train=8000)
 GPU_CONSTANTS = dict(CPU_CONSTANTS, model='alexnet', image_size=224)
 SETUPS = {
     'CPU': dict(constants=CPU_CONSTANTS, max_wallclock_time=480),

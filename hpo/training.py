@@ -108,8 +108,7 @@ class GPUOptions(nn.Module):
     def forward(self, x):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast('cuda', dtype=torch.bfloat16,
-                            enabled=self.bf16):
+        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.bf16):
             return self.model(x).float()
 
 

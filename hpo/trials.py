@@ -11,8 +11,7 @@ import pandas as pd
 STATUSES = ('completed', 'stopped', 'diverged', 'cut off', 'failed')
 
 
-def ended_as(epochs, max_epochs, stopped=False, diverged=False,
-             failed=False):
+def ended_as(epochs, max_epochs, stopped=False, diverged=False, failed=False):
     """How a trial ended, one of ``STATUSES``, in every table of trials:
     ``failed`` (its process ended unfinished), ``completed`` (``max_epochs``
     trained), ``diverged`` (a non-finite loss stopped it), ``stopped`` (by

@@ -24,8 +24,7 @@ def hide_asha_warning():
     logging.getLogger(searcher).setLevel(logging.ERROR)
 
 
-def run_experiment(scheduler, script, seconds, setup, folder=None,
-                   **stop):
+def run_experiment(scheduler, script, seconds, setup, folder=None, **stop):
     """One experiment as the sections run it (``LocalBackend`` on
     ``script``, the set-up's GPUs, workers, threads and polling), stopped
     after ``seconds`` or as ``stop`` (``StoppingCriterion`` arguments)
