@@ -84,13 +84,10 @@ def finished(i, config, proc, max_epochs):
         raise ValueError(f'exit code {proc.returncode}: {err.strip()[-500:]}')
     startup = read_startup(out)
     rows = [] if startup is None else [
-        dict(config_id=i, **config, epoch=r['epoch'],
-             validation_error=r['validation_error'],
-             elapsed_time=r['elapsed_time'], cpu_time=r['cpu_time'],
-             startup_time=startup['total'], startup_cpu_time=startup['cpu'],
-             test_error=r.get('test_error', np.nan))
-        for r in retrieve(out.splitlines())]
-    curve = pd.DataFrame(rows, columns=COLUMNS)
+        dict(report, config_id=i, **config, startup_time=startup['total'],
+             startup_cpu_time=startup['cpu'])
+        for report in retrieve(out.splitlines())]
+    curve = pd.DataFrame(rows, columns=COLUMNS)  # test_error: NaN if absent
     check_curve(curve, f'{i}', max_epochs)
     return curve
 
