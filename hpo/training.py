@@ -306,9 +306,8 @@ def _train(args):
                'syne_tune': entered - TORCH_IMPORTED,
                'data': loaded - entered, 'model': built - loaded,
                'total': built - start, 'cpu': time.process_time()}
-    print(STARTUP_TAG, json.dumps({k: round(v, 3)
-                                   for k, v in startup.items()}),
-          flush=True)
+    rounded = {k: round(v, 3) for k, v in startup.items()}
+    print(STARTUP_TAG, json.dumps(rounded), flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f'model: {args.model} ({n_params:,} parameters), input: 1x'
           f'{args.image_size}x{args.image_size}, device: {device} '
