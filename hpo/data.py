@@ -50,8 +50,7 @@ def _from_torchvision(root):
     import torchvision  # imported late: slow, and only needed here
     tensors = {}
     for train, prefix in ((True, 'train'), (False, 'test')):
-        ds = torchvision.datasets.FashionMNIST(root, train=train,
-                                               download=True)
+        ds = torchvision.datasets.FashionMNIST(root, train, download=True)
         tensors[prefix + '_x'] = ds.data.clone()
         tensors[prefix + '_y'] = ds.targets.to(torch.uint8)
     return tensors
