@@ -16,9 +16,7 @@ def show(what):
     turns into a code block (printed, ``**`` would be read as markup)."""
     import inspect
     from IPython.display import Markdown
-    if isinstance(what, str):
-        from hpo.tuner import ROOT
-        text = (ROOT / what).read_text()
-    else:
-        text = inspect.getsource(what)
+    from hpo.tuner import ROOT
+    text = ((ROOT / what).read_text() if isinstance(what, str)
+            else inspect.getsource(what))
     return Markdown(f'````python\n{text.rstrip()}\n````')

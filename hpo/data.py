@@ -39,8 +39,7 @@ def data_dir():
 
 def _read_idx(path):
     """Read one gzipped IDX file (the format Fashion-MNIST ships in)."""
-    with gzip.open(path, 'rb') as f:
-        raw = f.read()
+    raw = gzip.decompress(path.read_bytes())
     ndim = raw[3]  # then one big-endian uint32 per dimension, then data
     shape = np.frombuffer(raw, dtype='>u4', count=ndim, offset=4)
     array = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
@@ -51,8 +50,7 @@ def _from_torchvision(root):
     import torchvision  # imported late: slow, and only needed here
     tensors = {}
     for train, prefix in ((True, 'train'), (False, 'test')):
-        ds = torchvision.datasets.FashionMNIST(root, train=train,
-                                               download=True)
+        ds = torchvision.datasets.FashionMNIST(root, train, download=True)
         tensors[prefix + '_x'] = ds.data.clone()
         tensors[prefix + '_y'] = ds.targets.to(torch.uint8)
     return tensors
@@ -101,8 +99,7 @@ def prepare_data(verbose=True, replace_corrupt=False):
 
 def _prepare_from_sources(directory, target, reasons, verbose):
     """Write ``target`` from the first source that works (lock held)."""
-    system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR',
-                                     SYSTEM_DIR))
+    system_dir = Path(os.environ.get('FASHION_MNIST_SYSTEM_DIR', SYSTEM_DIR))
     if all((system_dir / n).exists() for n in RAW_FILES.values()):
         tensors = {key: _read_idx(system_dir / name)
                    for key, name in RAW_FILES.items()}
@@ -136,8 +133,7 @@ def load_data(image_size=28, n_train=None):
     try:
         data = _read_prepared(path)
     except CorruptDataError as e:
-        print(f'warning: {e}; preparing it again', file=sys.stderr,
-              flush=True)
+        print(f'warning: {e}; preparing it again', file=sys.stderr, flush=True)
         prepare_data(verbose=False, replace_corrupt=True)
         try:
             data = _read_prepared(path)

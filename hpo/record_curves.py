@@ -22,16 +22,15 @@ import numpy as np
 import pandas as pd
 
 from hpo.sim import COLUMNS, CURVES as OUTPUT, check_curve
+from hpo.tuner import ROOT, search_space
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / 'train_script_report_eachepoch.py'
 
 
 def sample_configs(n, seed):
     """The first ``n`` configurations drawn from the search space."""
-    import hpo.tuner
     rng = np.random.RandomState(seed)
-    space = hpo.tuner.search_space()
+    space = search_space()
     return [{name: domain.sample(random_state=rng)
              for name, domain in space.items()} for _ in range(n)]
 
@@ -76,26 +75,21 @@ def recorded_ids(path, lines):
 
 
 def finished(i, config, proc, max_epochs):
-    """A finished trial's rows (from its ``[tune-metric]`` lines and its
-    start-up line; none without one), and what is wrong with them or None."""
+    """A finished trial's curve (from its ``[tune-metric]`` lines and its
+    start-up line; no rows without one); ``ValueError`` says what is wrong."""
     from syne_tune.report import retrieve
     from hpo.training import read_startup
     out, err = proc.communicate()
     if proc.returncode:
-        return [], f'exit code {proc.returncode}: {err.strip()[-500:]}'
+        raise ValueError(f'exit code {proc.returncode}: {err.strip()[-500:]}')
     startup = read_startup(out)
     rows = [] if startup is None else [
-        dict(config_id=i, **config, epoch=r['epoch'],
-             validation_error=r['validation_error'],
-             elapsed_time=r['elapsed_time'], cpu_time=r['cpu_time'],
-             startup_time=startup['total'], startup_cpu_time=startup['cpu'],
-             test_error=r.get('test_error', np.nan))
-        for r in retrieve(out.splitlines())]
-    try:
-        check_curve(pd.DataFrame(rows, columns=COLUMNS), f'{i}', max_epochs)
-    except ValueError as e:
-        return rows, str(e)
-    return rows, None
+        dict(report, config_id=i, **config, startup_time=startup['total'],
+             startup_cpu_time=startup['cpu'])
+        for report in retrieve(out.splitlines())]
+    curve = pd.DataFrame(rows, columns=COLUMNS)  # test_error: NaN if absent
+    check_curve(curve, f'{i}', max_epochs)
+    return curve
 
 
 def launch(config, setup):
@@ -107,13 +101,11 @@ def launch(config, setup):
                             start_new_session=True)
 
 
-def append(path, rows, first_lines):
-    """Append ``rows`` to ``path`` after ``first_lines`` (the header too, if
+def append(path, curve, first_lines):
+    """Append ``curve`` to ``path`` after ``first_lines`` (the header too, if
     the file is new), in one write: a curve is in whole or not."""
-    text = pd.DataFrame(rows, columns=COLUMNS).to_csv(
-        header=False, index=False, float_format='%.6g')
-    if not path.exists():
-        first_lines = [*first_lines, ','.join(COLUMNS)]
+    text = curve.to_csv(header=not path.exists(), index=False,
+                        float_format='%.6g')
     with open(path, 'a') as f:
         f.write(''.join(line + '\n' for line in first_lines) + text)
 
@@ -130,20 +122,21 @@ def record(todo, configs, setup, output, n_workers, first_lines):
                 running[i] = launch(configs[i], setup)
             time.sleep(0.2)
             for i in [i for i, p in running.items() if p.poll() is not None]:
-                rows, problem = finished(i, configs[i], running.pop(i),
-                                         setup.constants['max_epochs'])
-                if problem:
+                try:
+                    curve = finished(i, configs[i], running.pop(i),
+                                     setup.constants['max_epochs'])
+                except ValueError as problem:
                     failures += 1
                     print(f'configuration {i} failed ({problem}); it will '
                           'be retried by the next run', flush=True)
                     if failures > 3:
                         raise SystemExit('more than 3 failures; stopping')
                     continue
-                append(output, rows, first_lines)
+                append(output, curve, first_lines)
                 first_lines, done = [], done + 1
                 minutes = (time.time() - started) / 60
-                print(f'configuration {i}: {len(rows)} epochs, final error '
-                      f'{rows[-1]["validation_error"]:.4f} '
+                print(f'configuration {i}: {len(curve)} epochs, final error '
+                      f'{curve["validation_error"].iloc[-1]:.4f} '
                       f'({done} done, {len(todo)} to go, {minutes:.1f} '
                       'min)', flush=True)
     finally:

@@ -2,7 +2,7 @@
 (``detect_hardware``, the one GPU count) and ``SETUPS``, one per kind."""
 import os
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 BUDGET_VARIABLE = 'HPO_BUDGET'
 SETUP_VARIABLE = 'HPO_SETUP'
@@ -16,15 +16,15 @@ class Hardware:
     problem: str = None  # why PyTorch cannot use the GPUs listed
 
 
-def _visible_gpus():
-    """The integer GPU indices ``CUDA_VISIBLE_DEVICES`` lists, or None if
-    it is unset or lists others (GPU UUIDs, which LocalBackend cannot
-    express)."""
+def _visible_gpus(n_listed):
+    """Of GPUs ``0 .. n_listed - 1``, the integer indices
+    ``CUDA_VISIBLE_DEVICES`` lists (each once); all if it is unset or lists
+    others (GPU UUIDs, which LocalBackend cannot express)."""
     visible = os.environ.get('CUDA_VISIBLE_DEVICES')
     parts = [p.strip() for p in (visible or '').split(',') if p.strip()]
     if visible is None or not all(p.isdigit() for p in parts):
-        return None
-    return list(dict.fromkeys(int(p) for p in parts))  # each GPU once
+        return tuple(range(n_listed))
+    return tuple(i for i in dict.fromkeys(map(int, parts)) if i < n_listed)
 
 
 def listed_gpus():
@@ -47,11 +47,7 @@ def detect_hardware(mode=None):
     if mode not in ('auto', 'gpu', 'cpu'):
         raise ValueError(f'{SETUP_VARIABLE} must be "auto", "gpu" or '
                          f'"cpu", got {mode!r}')
-    n_listed = listed_gpus() if mode != 'cpu' else 0
-    gpus = tuple(range(n_listed))
-    indices = _visible_gpus()
-    if n_listed and indices is not None:
-        gpus = tuple(i for i in indices if i < n_listed)
+    gpus = _visible_gpus(listed_gpus() if mode != 'cpu' else 0)
     problem = None
     if gpus:  # why PyTorch cannot use them, if it cannot
         import torch
@@ -101,16 +97,14 @@ class Setup:
                           + ','.join(map(str, self.gpus)))
         return (f'set-up "{self.name}": {self.n_workers} workers, '
                 f'{self.max_wallclock_time:g} s of tuning, polling every '
-                f'{self.sleep_time:g} s, {per_trial}; fixed arguments: '
-                f'{args}')
+                f'{self.sleep_time:g} s, {per_trial}; fixed arguments: {args}')
 
 
 # Both train on 8,000 images for up to 27 epochs, so that ASHA with eta
 # = 3 has its rungs at 1, 3 and 9 epochs on every machine; the GPU row is
 # d2l's GPU network, a design choice not measured on a GPU yet
 # (``benchmarks/gpu.py`` measures it where one is).
-CPU_CONSTANTS = dict(max_epochs=27, model='lenet', image_size=28,
-                     n_train=8000)
+CPU_CONSTANTS = dict(max_epochs=27, model='lenet', image_size=28, n_train=8000)
 GPU_CONSTANTS = dict(CPU_CONSTANTS, model='alexnet', image_size=224)
 SETUPS = {
     'CPU': dict(constants=CPU_CONSTANTS, max_wallclock_time=480),
@@ -136,8 +130,7 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
                          f'got {budget!r}')
     hardware = (detect_hardware() if n_gpus is None
                 else Hardware(os.cpu_count() or 1, tuple(range(n_gpus))))
-    if cores is not None:
-        hardware = replace(hardware, cores=cores)
+    cores = hardware.cores if cores is None else cores
     if hardware.problem:
         print(f'nvidia-smi lists GPUs, but PyTorch cannot use them '
               f'({hardware.problem}); '
@@ -150,9 +143,9 @@ def choose_setup(budget=None, n_gpus=None, cores=None):
         n_workers, name = per_gpu * len(gpus), f'{len(gpus)} GPU(s)'
     else:
         per_gpu, gpus, name = 0, (), 'CPU'
-        n_workers = min(MAX_WORKERS, max(2, hardware.cores // 2))
+        n_workers = min(MAX_WORKERS, max(2, cores // 2))
     row = SETUPS['test' if budget == 'test' else 'GPU' if gpus else 'CPU']
     return Setup(name if budget == 'full' else f'test ({name})',
                  n_workers=n_workers, gpus=gpus, trials_per_gpu=per_gpu,
-                 threads_per_trial=max(1, hardware.cores // n_workers),
+                 threads_per_trial=max(1, cores // n_workers),
                  **dict(row, constants=dict(row['constants'])))

@@ -3,6 +3,7 @@
 On a GPU only: the data kept there as ``uint8``, cuDNN autotuning, larger
 validation batches, ``--channels_last``/``--bf16`` (``benchmarks/gpu.py``)."""
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -107,8 +108,7 @@ class GPUOptions(nn.Module):
     def forward(self, x):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast('cuda', dtype=torch.bfloat16,
-                            enabled=self.bf16):
+        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.bf16):
             return self.model(x).float()
 
 
@@ -157,14 +157,11 @@ def describe_device(device, args):
 def _checked(kind, test, requirement):
     """An argparse type that converts with ``kind`` and checks ``test``."""
     def convert(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not test(value):
-            raise argparse.ArgumentTypeError(
-                f'must be {requirement}, got {text!r}')
-        return value
+        with contextlib.suppress(ValueError):  # not a number at all
+            if test(value := kind(text)):
+                return value
+        raise argparse.ArgumentTypeError(
+            f'must be {requirement}, got {text!r}')
     return convert
 
 
@@ -280,8 +277,7 @@ def release_gpu_memory():
     """Return the GPU memory PyTorch caches for freed tensors."""
     import gc
     gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    torch.cuda.empty_cache()  # does nothing if CUDA was never initialised
 
 
 def _train(args):
@@ -310,9 +306,8 @@ def _train(args):
                'syne_tune': entered - TORCH_IMPORTED,
                'data': loaded - entered, 'model': built - loaded,
                'total': built - start, 'cpu': time.process_time()}
-    print(STARTUP_TAG, json.dumps({k: round(v, 3)
-                                   for k, v in startup.items()}),
-          flush=True)
+    rounded = {k: round(v, 3) for k, v in startup.items()}
+    print(STARTUP_TAG, json.dumps(rounded), flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f'model: {args.model} ({n_params:,} parameters), input: 1x'
           f'{args.image_size}x{args.image_size}, device: {device} '

@@ -11,8 +11,7 @@ import pandas as pd
 STATUSES = ('completed', 'stopped', 'diverged', 'cut off', 'failed')
 
 
-def ended_as(epochs, max_epochs, stopped=False, diverged=False,
-             failed=False):
+def ended_as(epochs, max_epochs, stopped=False, diverged=False, failed=False):
     """How a trial ended, one of ``STATUSES``, in every table of trials:
     ``failed`` (its process ended unfinished), ``completed`` (``max_epochs``
     trained), ``diverged`` (a non-finite loss stopped it), ``stopped`` (by
@@ -73,18 +72,15 @@ def _trial_row(trial_dir, t0, reports):
                else last_report or row['start'])
     else:
         end = last_report
-    row.update(status=status, end=end)
-    return row
+    return dict(row, status=status, end=end)
 
 
 def report_times(exp):
     """Reports with ``time``: seconds since the tuner started (worker side),
     and ``final``: the report of a trial that ran all its epochs."""
-    df = exp.results.copy()
-    df['time'] = (df['st_worker_timestamp']
-                  - exp.metadata['st_tuner_start_timestamp'])
-    df['final'] = df['epoch'] == df['config_max_epochs']
-    return df
+    df, t0 = exp.results, exp.metadata['st_tuner_start_timestamp']
+    return df.assign(time=df['st_worker_timestamp'] - t0,
+                     final=df['epoch'] == df['config_max_epochs'])
 
 
 def assign_workers(trials, n_workers):
@@ -132,8 +128,7 @@ def failed_trials(trials, n_lines=5):
 
 def scheduler_rung_levels(scheduler):
     """The rung levels of an ``ASHA`` scheduler's first bracket, read
-    from it, ascending; without its rung at ``max_t`` (where trials are
-    done)."""
+    from it, ascending, below ``max_t`` (where trials are done)."""
     return sorted(r for r, _ in scheduler.brackets[0].rungs
                   if r < scheduler.max_t)
 

@@ -24,8 +24,7 @@ def hide_asha_warning():
     logging.getLogger(searcher).setLevel(logging.ERROR)
 
 
-def run_experiment(scheduler, script, seconds, setup, folder=None,
-                   **stop):
+def run_experiment(scheduler, script, seconds, setup, folder=None, **stop):
     """One experiment as the sections run it (``LocalBackend`` on
     ``script``, the set-up's GPUs, workers, threads and polling), stopped
     after ``seconds`` or as ``stop`` (``StoppingCriterion`` arguments)
@@ -128,12 +127,11 @@ def tuning():
     handle = (threading.current_thread() is threading.main_thread()
               and previous != signal.SIG_IGN)
     try:
-        tuner.print_best_metric_found = one_line
         if handle:
             signal.signal(signal.SIGTERM, interrupt)
-        yield
+        with mock.patch.object(tuner, 'print_best_metric_found', one_line):
+            yield
     finally:
-        tuner.print_best_metric_found = library_version
         if handle:
             signal.signal(signal.SIGTERM,
                           signal.SIG_DFL if previous is None else previous)
