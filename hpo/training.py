@@ -195,7 +195,12 @@ def make_parser(description):
 
 def parse_args(description):
     """Parse known arguments; LocalBackend adds ``--st_checkpoint_dir``."""
-    return make_parser(description).parse_known_args()[0]
+    parser = make_parser(description)
+    args = parser.parse_known_args()[0]
+    if args.model == 'lenet' and args.image_size != 28:  # its dense layer
+        parser.error(f'argument --image_size: must be 28 for --model lenet, '
+                     f'got {args.image_size}')
+    return args
 
 
 @torch.no_grad()

@@ -63,6 +63,15 @@ def test_same_seed_same_result():
 
 
 @pytest.mark.parametrize('script', SCRIPTS)
+def test_lenet_with_another_image_size_is_rejected(script):
+    proc, metrics = run_script(script, '--model=lenet', '--image_size=32')
+    assert proc.returncode == 2
+    assert metrics == []
+    assert 'argument --image_size: must be 28 for --model lenet, got 32' \
+        in proc.stderr
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
 @pytest.mark.parametrize('arg,value', [
     ('--learning_rate', '0'), ('--learning_rate', '-0.1'),
     ('--learning_rate', 'fast'), ('--learning_rate', 'nan'),
