@@ -212,11 +212,14 @@ def _trial_row(result, events, names):
                validation_error=np.nan, test_error=np.nan,
                best_error=np.nan, overhead=np.nan,
                log=Path(result.path) / 'error.txt')  # if it failed
-    # Ray has no config for a trial cut off before it reported
-    row.update(result.config or (chosen['config'].iloc[0] if len(chosen)
-                                 else {}))
     df = result.metrics_dataframe
-    if df is not None and len(df):
+    reported = df is not None and len(df)
+    # A trial cut off before it reported: Ray's result has no config, or
+    # that of the trial whose process it was to reuse (seen in a test
+    # build); the scheduler's choice is on record.
+    row.update((result.config if reported else None)
+               or (chosen['config'].iloc[0] if len(chosen) else {}))
+    if reported:
         first, last = df.iloc[0], df.iloc[-1]
         # a reused actor can enter the function before the scheduler
         # logs its choice; a trial has started by then at the latest
