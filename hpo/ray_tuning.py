@@ -18,7 +18,8 @@ from ray.tune.schedulers import ASHAScheduler
 
 import hpo.asha_rules
 import hpo.trials
-from hpo.training import make_parser, read_startup, release_gpu_memory, train
+from hpo.training import (args_problem, make_parser, read_startup,
+                          release_gpu_memory, train)
 
 
 def time_stamp():
@@ -54,10 +55,13 @@ def trial_args(config):
     parser.exit_on_error = False  # raise what it would print, and exit
     known = {a.dest for a in parser._actions}
     try:
-        return parser.parse_args(
+        args = parser.parse_args(
             [f'--{k}={v}' for k, v in config.items() if k in known])
     except argparse.ArgumentError as e:
         raise ValueError(f'train_fn: error: {e}') from None
+    if problem := args_problem(args):
+        raise ValueError(f'train_fn: error: {problem}')
+    return args
 
 
 class StartupCatcher(io.TextIOBase):
@@ -214,9 +218,9 @@ def _trial_row(result, events, names):
                log=Path(result.path) / 'error.txt')  # if it failed
     df = result.metrics_dataframe
     reported = df is not None and len(df)
-    # A trial cut off before it reported: Ray's result has no config, or
-    # that of the trial whose process it was to reuse (seen in a test
-    # build); the scheduler's choice is on record.
+    # A trial cut off before it reported: Ray's result may have no config
+    # or, as seen once in a test build, an earlier trial's; the
+    # scheduler's choice is on record.
     row.update((result.config if reported else None)
                or (chosen['config'].iloc[0] if len(chosen) else {}))
     if reported:

@@ -193,13 +193,21 @@ def make_parser(description):
     return p
 
 
+def args_problem(args):
+    """What makes parsed ``args`` unusable together, or None: LeNet's
+    first dense layer is sized for 28x28 inputs."""
+    if args.model == 'lenet' and args.image_size != 28:
+        return (f'argument --image_size: must be 28 for --model lenet, got '
+                f'{args.image_size}')
+    return None
+
+
 def parse_args(description):
     """Parse known arguments; LocalBackend adds ``--st_checkpoint_dir``."""
     parser = make_parser(description)
     args = parser.parse_known_args()[0]
-    if args.model == 'lenet' and args.image_size != 28:  # its dense layer
-        parser.error(f'argument --image_size: must be 28 for --model lenet, '
-                     f'got {args.image_size}')
+    if problem := args_problem(args):
+        parser.error(problem)
     return args
 
 

@@ -461,3 +461,13 @@ def test_shutdown_leaves_no_ray_process(cluster):
     assert len(cluster.leftovers()) >= 4
     cluster.shutdown()
     assert cluster.leftovers() == []
+
+
+def test_trial_args_reject_lenet_at_another_image_size():
+    """A Ray trial gets the scripts' check of arguments that do not fit
+    together, as a ValueError that names the argument."""
+    with pytest.raises(ValueError, match=r'train_fn: error: argument '
+                       r'--image_size: must be 28 for --model lenet'):
+        hpo.ray_tuning.trial_args({'model': 'lenet', 'image_size': 32})
+    assert hpo.ray_tuning.trial_args(
+        {'model': 'alexnet', 'image_size': 32}).image_size == 32
