@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / 'benchmarks' / 'results.md'
 SCRIPTS = ('train_script.py', 'train_script_report_eachepoch.py')
 # the blocks' order in results.md; blocks not named here come last
-ORDER = ('throughput', 'tuner', 'sections', 'simulation', 'book',
-         'gpu', 'ray_vs_local', 'calibration')
+ORDER = ('throughput', 'tuner', 'sections', 'simulation', 'gpu',
+         'ray_vs_local', 'calibration')
 
 
 def machine():

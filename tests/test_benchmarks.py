@@ -73,7 +73,7 @@ def test_run_all_writes_the_sections_from_a_book_log(tmp_path):
     log.write_text(''.join(
         f'Task "Evaluating ./chapter_hpo/{name}.md" on CPU 0 is finished '
         f'in 0:0{i}:1{i}\n' for i, name in enumerate(run_all.SECTIONS)))
-    run_all.main(['--skip', 'throughput', 'tuner', 'simulation', 'book',
+    run_all.main(['--skip', 'throughput', 'tuner', 'simulation',
                   '--sections-log', str(log), '--results', str(results)])
     after = sections(results.read_text())
     title = run_all.ABOUT['sections'][0]
@@ -83,3 +83,11 @@ def test_run_all_writes_the_sections_from_a_book_log(tmp_path):
         '| sections | hpo-ray, budget "full", in the book build | 132 s |']
     del before[title]
     assert after == before
+
+
+def test_run_all_without_a_book_log_keeps_the_sections_block(tmp_path):
+    results = copy_results(tmp_path)
+    before = results.read_text()
+    run_all.main(['--skip', 'throughput', 'tuner', 'simulation',
+                  '--results', str(results)])
+    assert results.read_text() == before
