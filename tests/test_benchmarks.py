@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 
+import hpo.setups
 from benchmarks import common, run_all
 
 ROW = re.compile(r'^\|.*\|$', re.M)
@@ -47,7 +48,7 @@ def test_a_block_is_replaced_and_the_others_kept(tmp_path):
     assert list(after) == [*before, 'A new block']  # in ``common.ORDER``
     assert ROW.findall(after['GPU set-up'])[2:] == ['| gpu | y | 2 |']
     assert 'first' not in after['GPU set-up']
-    assert common.machine() in after['GPU set-up']
+    assert hpo.setups.machine() in after['GPU set-up']
     del before['GPU set-up'], after['GPU set-up'], after['A new block']
     assert after == before
 
