@@ -68,12 +68,18 @@ def part_tuner(args):
 
 
 def part_sections(args):
+    """Each section's seconds in the book build logged in ``args``."""
     log = args.sections_log.read_text()
     budget = 'test' if 'HPO_BUDGET=test' in log else 'full'
     found = {m[1]: 3600 * int(m[2]) + 60 * int(m[3]) + int(m[4])
              for m in EVALUATED.finditer(log)}  # seconds by section
+    if missing := [name for name in SECTIONS if name not in found]:
+        raise SystemExit(f'[run_all] {args.sections_log} times no '
+                         f'{", ".join(missing)}: d2lbook logs only the '
+                         'notebooks it evaluates; build with an empty '
+                         '_build/eval/')
     return [('sections', f'{name}, budget "{budget}", in the book build',
-             f'{found[name]} s') for name in SECTIONS if name in found]
+             f'{found[name]} s') for name in SECTIONS]
 
 
 def part_simulation(args):
@@ -128,14 +134,15 @@ PARTS = {'throughput': lambda args: throughput.rows(), 'tuner': part_tuner,
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--quick', action='store_true',
-                   help='test budget (simulation); 60 s tuners')
+                   help='60 s tuners; the test budget\'s simulation')
     p.add_argument('--skip', nargs='*', default=[], choices=list(ABOUT))
     p.add_argument('--sections-log', type=Path, metavar='LOG',
                    help='the saved output of `bash run.sh book`, whose '
                         'sections\' times it takes (none: no sections)')
     p.add_argument('--results', type=Path, default=common.RESULTS)
     args = p.parse_args(argv)
-    if args.sections_log is None:
+    if args.sections_log is None and 'sections' not in args.skip:
+        print('[run_all] sections: skipped, no --sections-log', flush=True)
         args.skip.append('sections')
     for part in (part for part in PARTS if part not in args.skip):
         print(f'[run_all] {part} ...', flush=True)

@@ -1,5 +1,6 @@
 """The experiment's size on this machine: the GPUs and cores
-(``detect_hardware``, the one GPU count) and ``SETUPS``, one per kind."""
+(``detect_hardware``, the one GPU count), ``SETUPS``, one per kind, and
+the machine in one line (``machine``)."""
 import contextlib
 import os
 import platform
