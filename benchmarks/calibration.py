@@ -80,7 +80,7 @@ def real_run(method, seed, curves, setup):
     trials['config_id'] = ids[:len(trials)]
     trials = trials.assign(method=method, seed=seed, seconds=seconds,
                            load_before=load, load_after=os.getloadavg()[0],
-                           machine=common.machine(),
+                           machine=hpo.setups.machine(),
                            made=datetime.datetime.now().isoformat(
                                timespec='minutes'))
     keep = ['trial_id', 'epoch', 'validation_error', 'test_error', 'time',
@@ -236,7 +236,7 @@ def main(argv=None):
         common.write(
             'calibration', 'Calibration of the simulator',
             f'Made by `python -m benchmarks.calibration --write` on '
-            f'{datetime.date.today()} ({common.machine()}; the '
+            f'{datetime.date.today()} ({hpo.setups.machine()}; the '
             'simulations are the same on any machine) from the real runs '
             'kept in benchmarks/calibration/ (made there by `--seeds N '
             '[--methods ...]`; on the machines their `machine` column '

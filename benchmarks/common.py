@@ -1,4 +1,4 @@
-"""What the benchmarks share: the machine, timing, and the results.
+"""What the benchmarks share: timing, the scripts as processes, results.
 
 Each block of ``benchmarks/results.md`` is data, kept as
 ``benchmarks/results/<key>.json``; :func:`render` writes the file from them.
@@ -6,30 +6,19 @@ Each block of ``benchmarks/results.md`` is data, kept as
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import hpo.setups
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / 'benchmarks' / 'results.md'
 SCRIPTS = ('train_script.py', 'train_script_report_eachepoch.py')
 # the blocks' order in results.md; blocks not named here come last
-ORDER = ('throughput', 'tuner', 'sections', 'simulation', 'book',
-         'gpu', 'ray_vs_local', 'calibration')
-
-
-def machine():
-    """The machine, as results name it: CPU, cores, memory, GPUs."""
-    import torch
-    import hpo.setups
-    from hpo.record_curves import cpu_name
-    hardware = hpo.setups.detect_hardware('auto')
-    mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
-    return (f'{cpu_name("a CPU")}, {hardware.cores} cores, {mem:.0f} GiB, '
-            f'{len(hardware.gpus)} GPU(s); Python '
-            f'{platform.python_version()}, torch {torch.__version__}')
+ORDER = ('throughput', 'tuner', 'sections', 'simulation', 'gpu',
+         'ray_vs_local', 'calibration')
 
 
 def table(rows):
@@ -44,7 +33,8 @@ def write(key, title, intro, rows, results=RESULTS):
     folder = Path(results).with_suffix('')
     folder.mkdir(parents=True, exist_ok=True)
     block = dict(title=title, intro=intro, date=str(datetime.date.today()),
-                 machine=machine(), rows=[list(map(str, r)) for r in rows])
+                 machine=hpo.setups.machine(),
+                 rows=[list(map(str, r)) for r in rows])
     (folder / f'{key}.json').write_text(json.dumps(block, indent=1) + '\n')
     render(results)
 

@@ -1,19 +1,15 @@
 """The chapter's benchmark suite: one command, one block of results a part.
 
 Each part of ``ABOUT`` measured here (all but those given to ``--skip``)
-becomes its block of ``benchmarks/results.md``; the others are kept.
-About 35 minutes on 2 cores, 10 with ``--quick``. Nothing is asserted.
+becomes its block of ``benchmarks/results.md``; the others are kept. The
+sections' times come from the log of a book build (``--sections-log``).
+Nothing is asserted.
 """
 import argparse
-import os
 import re
-import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
@@ -38,12 +34,10 @@ ABOUT = {  # part: (title, what it measures), the intro of its block
               'fraction, the gap from a trial\'s end to the next start on '
               'its worker, the epochs run after a stop decision.'),
     'sections': ('Sections run end to end', 'Each section\'s wall time as '
-                 'a notebook, or as d2lbook timed it in a book build.'),
+                 'd2lbook timed it in a book build.'),
     'simulation': ('Simulated comparisons', 'The simulator\'s results with '
                    'the calls and parameters of sh-async, on its recorded '
                    'table and cached tables; 95% bootstrap intervals.'),
-    'book': ('Book build', 'HTML build, test budget, cold and with the '
-             'evaluated notebooks cached, in a copy of the repository.'),
 }
 
 
@@ -73,37 +67,19 @@ def part_tuner(args):
                     f'{len(extra)} stopped trials')]
 
 
-def run_notebook(name, budget):
-    """Seconds to run a section's notebook, kept in ``_build/benchmarks/``."""
-    import nbclient
-    import nbformat
-    from d2lbook.notebook import read_markdown
-    src = ROOT / 'chapter_hpo' / f'{name}.md'
-    nb = read_markdown(src.read_text())
-    with tempfile.TemporaryDirectory(prefix='bench-nb-') as folder, \
-            mock.patch.dict(os.environ, HPO_BUDGET=budget,
-                            SYNETUNE_FOLDER=folder):
-        seconds = common.timed(nbclient.NotebookClient(
-            nb, timeout=1800, kernel_name='python3',
-            resources={'metadata': {'path': str(src.parent)}}).execute)
-    out = ROOT / '_build' / 'benchmarks'
-    out.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out / f'{name}-{budget}.ipynb')
-    return seconds
-
-
 def part_sections(args):
-    if args.sections_log is None:
-        budgets = ['test'] if args.quick else ['test', 'full']
-        return [('sections', f'{name}, budget "{budget}"',
-                 f'{run_notebook(name, budget):.0f} s')
-                for budget in budgets for name in SECTIONS]
+    """Each section's seconds in the book build logged in ``args``."""
     log = args.sections_log.read_text()
     budget = 'test' if 'HPO_BUDGET=test' in log else 'full'
     found = {m[1]: 3600 * int(m[2]) + 60 * int(m[3]) + int(m[4])
              for m in EVALUATED.finditer(log)}  # seconds by section
+    if missing := [name for name in SECTIONS if name not in found]:
+        raise SystemExit(f'[run_all] {args.sections_log} times no '
+                         f'{", ".join(missing)}: d2lbook logs only the '
+                         'notebooks it evaluates; build with an empty '
+                         '_build/eval/')
     return [('sections', f'{name}, budget "{budget}", in the book build',
-             f'{found[name]} s') for name in SECTIONS if name in found]
+             f'{found[name]} s') for name in SECTIONS]
 
 
 def part_simulation(args):
@@ -151,48 +127,31 @@ def part_simulation(args):
                    for k, r in speedup.iterrows()]
 
 
-def part_book(args):
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / 'book'
-        files = subprocess.run(['git', 'ls-files'], cwd=ROOT, check=True,
-                               capture_output=True, text=True).stdout
-        for f in files.split():
-            (copy / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, copy / f)
-        env = dict(os.environ, HPO_BUDGET='test',
-                   HPO_DATA_DIR=str(ROOT / 'data'),
-                   SYNETUNE_FOLDER=str(Path(tmp) / 'experiments'))
-        seconds = [common.timed(lambda: subprocess.run(
-            [sys.executable, '-m', 'tools.build_book', '--html-only'],
-            cwd=copy, env=env, check=True, stdout=subprocess.DEVNULL))
-            for _ in range(2)]  # cold, then with the notebooks cached
-    return [('book', f'HTML build, test budget, {what}', f'{t:.0f} s')
-            for what, t in zip(('cold', 'cached'), seconds)]
-
-
 PARTS = {'throughput': lambda args: throughput.rows(), 'tuner': part_tuner,
-         'sections': part_sections, 'simulation': part_simulation,
-         'book': part_book}
+         'sections': part_sections, 'simulation': part_simulation}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--quick', action='store_true',
-                   help='test budget (sections, simulation); 60 s tuners')
+                   help='60 s tuners; the test budget\'s simulation')
     p.add_argument('--skip', nargs='*', default=[], choices=list(ABOUT))
     p.add_argument('--sections-log', type=Path, metavar='LOG',
-                   help='take the sections\' times from the saved output '
-                        'of `bash run.sh book` instead of running them')
+                   help='the saved output of `bash run.sh book`, whose '
+                        'sections\' times it takes (none: no sections)')
     p.add_argument('--results', type=Path, default=common.RESULTS)
     args = p.parse_args(argv)
+    if args.sections_log is None and 'sections' not in args.skip:
+        print('[run_all] sections: skipped, no --sections-log', flush=True)
+        args.skip.append('sections')
     for part in (part for part in PARTS if part not in args.skip):
         print(f'[run_all] {part} ...', flush=True)
         started = time.monotonic()
         rows = PARTS[part](args)
         print('\n'.join(common.table(rows)), flush=True)
         title, about = ABOUT[part]
-        flags = (' --quick' * args.quick + ' --sections-log LOG' * (
-            part == 'sections' and args.sections_log is not None))
+        flags = ' --quick' * args.quick + ' --sections-log LOG' * (
+            part == 'sections')
         common.write(part, title, f'{about} Made by `python -m '
                      f'benchmarks.run_all{flags}` in '
                      f'{(time.monotonic() - started) / 60:.0f} minutes.',

@@ -8,10 +8,8 @@ at a time; its rows are appended as soon as it ends. Run again, it trains
 only what is missing; it refuses a file of another set-up or seed.
 """
 import argparse
-import contextlib
 import datetime
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import hpo.setups
 from hpo.sim import COLUMNS, CURVES as OUTPUT, check_curve
 from hpo.tuner import ROOT, search_space
 
@@ -41,24 +40,6 @@ def header(setup, seed, n_workers):
     return [f'# set-up: {fixed} threads_per_trial=1 n_workers={n_workers}',
             f'# seed: {seed} (configuration i is the i-th draw from the '
             'search space)']
-
-
-def cpu_name(fallback):
-    """The CPU's model name in ``/proc/cpuinfo``, else ``platform``'s
-    processor, else ``fallback`` (also the benchmarks' name of it)."""
-    with contextlib.suppress(OSError, StopIteration), \
-            open('/proc/cpuinfo') as f:
-        return next(line.split(':', 1)[1].strip() for line in f
-                    if line.startswith('model name'))
-    return platform.processor() or fallback
-
-
-def machine():
-    import syne_tune
-    import torch
-    return (f'{cpu_name(platform.machine())}, {os.cpu_count()} cores; '
-            f'Python {platform.python_version()}, torch '
-            f'{torch.__version__}, syne-tune {syne_tune.__version__}')
 
 
 def recorded_ids(path, lines):
@@ -158,7 +139,6 @@ def main():
     p.add_argument('--budget', default='full', choices=['full', 'test'],
                    help='the set-up to record (test: tiny, for the tests)')
     args = p.parse_args()
-    import hpo.setups
     setup = hpo.setups.choose_setup(args.budget, n_gpus=0)
     lines = header(setup, args.seed, args.n_workers)
     done = recorded_ids(args.output, lines)
@@ -171,7 +151,8 @@ def main():
     first_lines = ([] if done else [
         '# learning curves of the chapter\'s CPU set-up, recorded by '
         'hpo/record_curves.py', *lines]) + [
-        f'# {what} {now} on {machine()}, {args.n_workers} trials at a time']
+        f'# {what} {now} on {hpo.setups.machine()}, {args.n_workers} '
+        'trials at a time']
     print(f'recording {len(todo)} configurations into {args.output}',
           flush=True)
     try:

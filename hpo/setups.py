@@ -1,6 +1,9 @@
 """The experiment's size on this machine: the GPUs and cores
-(``detect_hardware``, the one GPU count) and ``SETUPS``, one per kind."""
+(``detect_hardware``, the one GPU count), ``SETUPS``, one per kind, and
+the machine in one line (``machine``)."""
+import contextlib
 import os
+import platform
 import subprocess
 from dataclasses import dataclass
 
@@ -58,6 +61,24 @@ def detect_hardware(mode=None):
     if problem and mode == 'auto':
         gpus = ()
     return Hardware(os.cpu_count() or 1, gpus, problem)
+
+
+def machine():
+    """This machine in one line, as results and recordings name it: CPU,
+    cores, memory, GPUs and the versions of Python, PyTorch, Syne Tune."""
+    import syne_tune
+    import torch
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration), \
+            open('/proc/cpuinfo') as f:
+        cpu = next(line.split(':', 1)[1].strip() for line in f
+                   if line.startswith('model name'))
+    mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+    hardware = detect_hardware('auto')
+    return (f'{cpu}, {hardware.cores} cores, {mem:.0f} GiB, '
+            f'{len(hardware.gpus)} GPU(s); Python '
+            f'{platform.python_version()}, torch {torch.__version__}, '
+            f'syne-tune {syne_tune.__version__}')
 
 
 @dataclass

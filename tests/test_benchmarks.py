@@ -6,6 +6,9 @@ import json
 import re
 import shutil
 
+import pytest
+
+import hpo.setups
 from benchmarks import common, run_all
 
 ROW = re.compile(r'^\|.*\|$', re.M)
@@ -47,7 +50,7 @@ def test_a_block_is_replaced_and_the_others_kept(tmp_path):
     assert list(after) == [*before, 'A new block']  # in ``common.ORDER``
     assert ROW.findall(after['GPU set-up'])[2:] == ['| gpu | y | 2 |']
     assert 'first' not in after['GPU set-up']
-    assert common.machine() in after['GPU set-up']
+    assert hpo.setups.machine() in after['GPU set-up']
     del before['GPU set-up'], after['GPU set-up'], after['A new block']
     assert after == before
 
@@ -70,10 +73,11 @@ def test_run_all_writes_the_sections_from_a_book_log(tmp_path):
     results = copy_results(tmp_path)
     before = sections(results.read_text())
     log = tmp_path / 'book.log'
-    log.write_text(''.join(
-        f'Task "Evaluating ./chapter_hpo/{name}.md" on CPU 0 is finished '
-        f'in 0:0{i}:1{i}\n' for i, name in enumerate(run_all.SECTIONS)))
-    run_all.main(['--skip', 'throughput', 'tuner', 'simulation', 'book',
+    log.write_text(''.join(  # d2lbook's lines, on stderr
+        f'[d2lbook:resource.py:L223] INFO   Task "Evaluating '
+        f'./chapter_hpo/{name}.md" on CPU [0] is finished in 00:0{i}:1{i}\n'
+        for i, name in enumerate(run_all.SECTIONS)))
+    run_all.main(['--skip', 'throughput', 'tuner', 'simulation',
                   '--sections-log', str(log), '--results', str(results)])
     after = sections(results.read_text())
     title = run_all.ABOUT['sections'][0]
@@ -83,3 +87,27 @@ def test_run_all_writes_the_sections_from_a_book_log(tmp_path):
         '| sections | hpo-ray, budget "full", in the book build | 132 s |']
     del before[title]
     assert after == before
+
+
+def test_run_all_without_a_book_log_keeps_the_sections_block(
+        tmp_path, capsys):
+    results = copy_results(tmp_path)
+    before = results.read_text()
+    run_all.main(['--skip', 'throughput', 'tuner', 'simulation',
+                  '--results', str(results)])
+    assert 'sections: skipped, no --sections-log' in capsys.readouterr().out
+    assert results.read_text() == before
+
+
+def test_run_all_refuses_a_log_that_times_not_every_section(tmp_path):
+    """A build that found the notebooks evaluated times none of them."""
+    results = copy_results(tmp_path)
+    before = results.read_text()
+    log = tmp_path / 'book.log'
+    log.write_text('[d2lbook:resource.py:L223] INFO   Task "Evaluating '
+                   './chapter_hpo/rs-async.md" on CPU [0] is finished in '
+                   '00:08:11\n[build_book] done (HPO_BUDGET=full; HTML 9 s)\n')
+    with pytest.raises(SystemExit, match='times no sh-async, hpo-ray'):
+        run_all.main(['--skip', 'throughput', 'tuner', 'simulation',
+                      '--sections-log', str(log), '--results', str(results)])
+    assert results.read_text() == before

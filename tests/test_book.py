@@ -24,7 +24,7 @@ import nbformat
 import pytest
 
 from conftest import BUILD, ROOT
-from tools.browser import inspect_page
+from browser import inspect_page
 
 SHOTS = BUILD / 'screenshots'
 
@@ -64,7 +64,7 @@ def test_config_is_strict_and_offline():
 
 
 def test_browser_check_sees_what_a_page_does(tmp_path):
-    """tools.browser, offline, on a page with every kind of problem."""
+    """The browser check, offline, on a page with every kind of problem."""
     page = tmp_path / 'page.html'
     page.write_text(
         '<html><body><h1>$x$ and **y**</h1><img src="missing.png">'

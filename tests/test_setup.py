@@ -101,3 +101,12 @@ def test_every_gpu_used_runs_as_many_trials_as_asked(monkeypatch, n_gpus,
     assert setup.n_workers == per_gpu * len(setup.gpus)
     assert setup.n_workers <= max(per_gpu, hpo.setups.MAX_WORKERS)
     assert setup.constants == hpo.setups.SETUPS['GPU']['constants']
+
+
+def test_the_machine_is_described_once_for_results_and_recordings():
+    import os
+    import syne_tune
+    described = hpo.setups.machine()
+    assert f', {os.cpu_count()} cores, ' in described
+    assert f'torch {torch.__version__}' in described
+    assert f'syne-tune {syne_tune.__version__}' in described

@@ -3,7 +3,7 @@
 Debian's headless Chromium through Selenium and ``chromium-driver``,
 offline (``SE_OFFLINE``: Selenium Manager looks for nothing): every
 request of the page, the DOM once MathJax has typeset, a screenshot.
-``python -m tools.browser page.html shot.png`` prints the report (JSON).
+``python tests/browser.py page.html shot.png`` prints the report (JSON).
 """
 import base64
 import json
