@@ -128,9 +128,8 @@ class RayCluster:
             ray.init(address=self.address or self._start_nodes(),
                      log_to_driver=False, logging_level=logging.WARNING,
                      runtime_env={'env_vars': env})
-        except BaseException:
-            if not self.address:  # stop the nodes started here
-                self.shutdown()
+        except BaseException:  # stop what was started, restore the logs
+            self.shutdown()
             raise
         self.startup_seconds = time.time() - started
         return self

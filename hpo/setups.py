@@ -68,11 +68,12 @@ def machine():
     cores, memory, GPUs and the versions of Python, PyTorch, Syne Tune."""
     import syne_tune
     import torch
-    cpu = platform.processor() or platform.machine()
+    cpu = None
     with contextlib.suppress(OSError, StopIteration), \
             open('/proc/cpuinfo') as f:
         cpu = next(line.split(':', 1)[1].strip() for line in f
                    if line.startswith('model name'))
+    cpu = cpu or platform.processor() or platform.machine()
     mem = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
     hardware = detect_hardware('auto')
     return (f'{cpu}, {hardware.cores} cores, {mem:.0f} GiB, '
